@@ -1,0 +1,21 @@
+"""``python -m kdhybrid.bench <name>``: run one benchmark and print its figures.
+
+Available: posterior-io.
+"""
+import argparse
+import sys
+
+from kdhybrid.bench import posterior_io
+
+BENCHES = {"posterior-io": posterior_io}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m kdhybrid.bench", description=__doc__)
+    p.add_argument("name", choices=sorted(BENCHES))
+    args, rest = p.parse_known_args()
+    return BENCHES[args.name].main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
