@@ -1,0 +1,158 @@
+"""Corpus preparation: lhotse manifests -> Kaldi data dirs, lexicon (dict dir), LM text.
+
+The corpus is in LibriSpeech's layout, so :func:`prepare_manifests` calls lhotse's own
+``prepare_librispeech`` (the same function a user with the real corpus would call), fixes
+and validates the manifests, and :func:`manifests_to_data_dir` writes a Kaldi data dir
+(``wav.scp`` with ``sox ... |`` pipes for FLAC, as Kaldi's LibriSpeech recipe uses a
+decoder pipe; ``text``, ``utt2spk``, ``spk2utt``, ``utt2dur``, ``spk2gender``), checked
+by the data-dir validator.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import random
+import shlex
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from kdhybrid.io.datadir import DataDir, validate_data_dir, write_data_dir
+from kdhybrid.io.tables import atomic_write_text
+
+Pathlike = Union[str, Path]
+
+
+def prepare_manifests(corpus_dir: Pathlike, manifest_dir: Pathlike, parts: Sequence[str], num_jobs: int = 1) -> Dict[str, dict]:
+    """lhotse manifests of ``parts`` via ``prepare_librispeech``, fixed and validated.
+
+    Writes ``<manifest_dir>/synth_en_{recordings,supervisions}_<part>.jsonl.gz``.
+    :return: ``{part: {"recordings": RecordingSet, "supervisions": SupervisionSet}}``.
+    """
+    from lhotse import RecordingSet, SupervisionSet, fix_manifests, validate_recordings_and_supervisions
+    from lhotse.recipes import prepare_librispeech
+
+    manifest_dir = Path(manifest_dir)
+    manifest_dir.mkdir(parents=True, exist_ok=True)
+    out = {}
+    todo = []
+    for part in parts:
+        rec_p = manifest_dir / f"synth_en_recordings_{part}.jsonl.gz"
+        sup_p = manifest_dir / f"synth_en_supervisions_{part}.jsonl.gz"
+        if rec_p.is_file() and sup_p.is_file():
+            out[part] = {"recordings": RecordingSet.from_file(rec_p), "supervisions": SupervisionSet.from_file(sup_p)}
+        else:
+            todo.append(part)
+    if todo:
+        got = prepare_librispeech(corpus_dir, dataset_parts=todo, output_dir=None, num_jobs=num_jobs)
+        for part in todo:
+            if part not in got:
+                raise ValueError(f"{corpus_dir}: lhotse found no utterances for part '{part}'")
+            recs, sups = fix_manifests(got[part]["recordings"], got[part]["supervisions"])
+            validate_recordings_and_supervisions(recs, sups)
+            for obj, name in ((recs, "recordings"), (sups, "supervisions")):
+                final = manifest_dir / f"synth_en_{name}_{part}.jsonl.gz"
+                tmp = final.with_name("tmp." + final.name)
+                obj.to_file(tmp)
+                tmp.replace(final)
+            out[part] = {"recordings": recs, "supervisions": sups}
+    return out
+
+
+def read_speaker_genders(speakers_txt: Pathlike) -> Dict[str, str]:
+    """``SPEAKERS.TXT`` (LibriSpeech's ``ID | SEX | ...`` table) -> ``{speaker: 'm'|'f'}``."""
+    out = {}
+    for line in Path(speakers_txt).read_text().splitlines():
+        if line.startswith(";") or "|" not in line:
+            continue
+        fields = [f.strip() for f in line.split("|")]
+        out[fields[0]] = fields[1].lower()
+    return out
+
+
+def manifests_to_data_dir(recordings, supervisions, data_dir: Pathlike, genders: Optional[Dict[str, str]] = None) -> Dict[str, int]:
+    """Write a Kaldi data dir for single-segment recordings (one supervision each)."""
+    utt2spk, wav, text, utt2dur = {}, {}, {}, {}
+    for sup in supervisions:
+        rec = recordings[sup.recording_id]
+        if abs(sup.start) > 1e-6 or abs(sup.duration - rec.duration) > 1e-3:
+            raise ValueError(f"{data_dir}: supervision '{sup.id}' is a segment of its recording; segments are not written here")
+        if len(rec.sources) != 1 or rec.sources[0].type != "file":
+            raise ValueError(f"{data_dir}: recording '{rec.id}' is not a single audio file")
+        src = rec.sources[0].source
+        utt2spk[sup.id] = sup.speaker
+        wav[sup.id] = src if src.endswith(".wav") else f"sox {shlex.quote(src)} -t wav - |"
+        text[sup.id] = sup.text
+        utt2dur[sup.id] = f"{rec.duration:.3f}"
+    dd = DataDir(utt2spk=utt2spk, wav_scp=wav, text=text, utt2dur=utt2dur)
+    if genders:
+        dd.spk2gender = {s: genders[s] for s in set(utt2spk.values()) if s in genders}
+    write_data_dir(dd, data_dir)
+    return validate_data_dir(data_dir, require_text=True)
+
+
+# --------------------------------------------------------------------------- text
+
+
+def read_transcripts(data_dirs: Iterable[Pathlike]) -> List[str]:
+    out = []
+    for d in data_dirs:
+        with open(Path(d) / "text", encoding="utf-8") as f:
+            out.extend(line.split(maxsplit=1)[1].strip() for line in f if len(line.split()) > 1)
+    return out
+
+
+def make_lm_text(exclude: Iterable[str], seed: int = 1) -> List[str]:
+    """LM training sentences: fortunes, WordNet examples and glosses, the KJV Bible,
+    normalised; every sentence in ``exclude`` (dev/test transcripts) removed."""
+    from kdhybrid.data import text
+
+    examples, glosses = text.wordnet_texts()
+    sources = text.fortune_sentences() + examples + glosses + text.bible_sentences()
+    sents = text.normalize_all(sources, min_words=1)
+    banned = set(exclude)
+    kept = [s for s in sents if s not in banned]
+    random.Random(seed).shuffle(kept)
+    return kept
+
+
+def select_vocabulary(lm_sentences: Sequence[str], transcripts: Sequence[str], min_count: int = 2) -> List[str]:
+    """Words of the lexicon: those seen at least ``min_count`` times in the LM text, and
+    every word of the transcripts."""
+    counts = collections.Counter(w for s in lm_sentences for w in s.split())
+    vocab = {w for w, c in counts.items() if c >= min_count}
+    vocab.update(w for s in transcripts for w in s.split())
+    return sorted(vocab)
+
+
+def prepare_dict_and_lm_text(
+    data_root: Pathlike, train_dirs: Sequence[Pathlike], eval_dirs: Sequence[Pathlike], min_count: int = 2
+) -> dict:
+    """Write ``<data_root>/local/lm/lm_text.txt`` and the Kaldi dict dir ``<data_root>/local/dict``.
+
+    :return: counts (sentences, words, vocabulary, pronunciation sources, OOV rate of dev text).
+    """
+    from kdhybrid.data import text
+
+    data_root = Path(data_root)
+    eval_text = read_transcripts(eval_dirs)
+    train_text = read_transcripts(train_dirs)
+    lm = make_lm_text(eval_text)
+    lm_dir = data_root / "local" / "lm"
+    lm_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(lm_dir / "lm_text.txt", "".join(s + "\n" for s in lm))
+    vocab = select_vocabulary(lm, train_text + eval_text, min_count)
+    lex, src_counts = text.build_lexicon(vocab)
+    missing = [w for w in vocab if w not in lex]
+    if any(w in missing for s in train_text + eval_text for w in s.split()):
+        bad = sorted({w for s in train_text + eval_text for w in s.split() if w in missing})
+        raise ValueError(f"transcript words without a pronunciation: {bad[:20]}")
+    text.write_dict_dir(lex, str(data_root / "local" / "dict"))
+    stats = {
+        "lm_sentences": len(lm),
+        "lm_words": sum(len(s.split()) for s in lm),
+        "vocabulary": len(lex),
+        "pronunciations": src_counts,
+    }
+    atomic_write_text(lm_dir / "lm_text.json", json.dumps(stats, indent=1) + "\n")
+    return stats
