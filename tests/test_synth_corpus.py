@@ -1,0 +1,186 @@
+"""The synth_en builder: determinism, disjoint splits, real engines, degradations, and the
+LibriSpeech-layout -> lhotse -> Kaldi data dir path."""
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from kdhybrid.data import degrade, synth_corpus, tts
+from kdhybrid.data.prepare import manifests_to_data_dir, prepare_manifests
+from kdhybrid.data.synth_corpus import TIERS, SplitSize, assign_prompts, build_corpus
+from kdhybrid.data.text import MissingToolError, normalize_sentence
+from kdhybrid.io.datadir import validate_data_dir
+from kdhybrid.io.tables import read_text_table
+
+# Every training voice once, every held-out voice once: all engines are exercised.
+MICRO = {
+    "train": SplitSize(len(tts.TRAIN_VOICES), 1),
+    "dev": SplitSize(2, 1),
+    "test": SplitSize(2, 1),
+    "test_heldout": SplitSize(len(tts.HELDOUT_VOICES), 1),
+}
+
+
+def tree_digest(root: Path) -> dict:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name not in ("stats.json", ".complete"):
+            out[str(p.relative_to(root))] = hashlib.md5(p.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module")
+def micro_corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("synth") / "corpus"
+    stats = build_corpus(str(d), sizes=MICRO, seed=3, nj=2)
+    return d, stats
+
+
+def test_same_seed_same_corpus_byte_for_byte(micro_corpus, tmp_path):
+    d, stats = micro_corpus
+    again = tmp_path / "again"
+    build_corpus(str(again), sizes=MICRO, seed=3, nj=1)  # other worker count, same bytes
+    a, b = tree_digest(d), tree_digest(again)
+    assert len(a) > 20 and a == b
+    other = tmp_path / "other"
+    build_corpus(str(other), sizes=MICRO, seed=4, nj=2)
+    c = tree_digest(other)
+    flacs = [k for k in a if k.endswith(".flac")]
+    assert sum(a[k] != c.get(k) for k in flacs) == len(flacs)
+
+
+def test_layout_splits_and_voices(micro_corpus):
+    d, stats = micro_corpus
+    # LibriSpeech layout: <split>/<spk>/<chapter>/<spk>-<chapter>-<n>.flac + trans.txt
+    prompts = {}
+    for split in synth_corpus.SPLITS:
+        trans = list((d / split).glob("*/*/*.trans.txt"))
+        assert trans, split
+        lines = [ln.split(maxsplit=1) for t in trans for ln in t.read_text().splitlines()]
+        for utt, _ in lines:
+            spk, chap, _n = utt.split("-")
+            assert (d / split / spk / chap / f"{utt}.flac").is_file()
+        prompts[split] = {t for _, t in lines}
+        assert stats["splits"][split]["utterances"] == len(lines) == MICRO[split].speakers
+    for a in prompts:
+        for b in prompts:
+            if a < b:
+                assert prompts[a].isdisjoint(prompts[b]), (a, b)
+    speakers = json.loads((d / "meta" / "speakers.json").read_text())
+    voices = {s: {p["voice"] for p in speakers.values() if p["split"] == s} for s in synth_corpus.SPLITS}
+    assert voices["train"] == set(tts.TRAIN_VOICES)
+    assert voices["test_heldout"] == set(tts.HELDOUT_VOICES)
+    assert voices["test_heldout"].isdisjoint(voices["train"] | voices["dev"] | voices["test"])
+    assert set(stats["splits"]["train"]["sexes"]) == {"F", "M"} and min(stats["splits"]["train"]["sexes"].values()) >= 1
+    # SPEAKERS.TXT in LibriSpeech's format.
+    assert (d / "SPEAKERS.TXT").read_text().splitlines()[1].split("|")[2].strip() == "train"
+
+
+def test_phone_timings_from_flite_and_festival(micro_corpus):
+    d, _ = micro_corpus
+    recs = [json.loads(ln) for ln in (d / "meta" / "train.utts.jsonl").read_text().splitlines()]
+    with_phones = {r["voice"].split(":")[0] for r in recs if r.get("phones")}
+    assert with_phones == {"flite", "festival"}
+    for r in recs:
+        if r.get("phones"):
+            starts = [p[1] for p in r["phones"]]
+            assert starts == sorted(starts)
+            assert r["phones"][0][1] >= r["condition"]["pad_start"] - 1e-3
+            assert r["phones"][-1][2] <= r["duration"] + 1e-3
+            assert {p[0] for p in r["phones"]} - {"SIL"} <= set(__import__("kdhybrid.data.text", fromlist=["x"]).ARPABET)
+
+
+def test_prompt_assignment_disjoint_for_real_tiers():
+    cands = [f"SENTENCE NUMBER {i}" for i in range(20000)]
+    for tier in ("tiny", "default", "large"):
+        p = assign_prompts(cands, TIERS[tier], seed=1)
+        seen = set()
+        for split, lst in p.items():
+            assert len(lst) == TIERS[tier][split].speakers * TIERS[tier][split].utts_per_speaker
+            assert seen.isdisjoint(lst)
+            seen.update(lst)
+    with pytest.raises(ValueError, match="not enough prompt sentences"):
+        assign_prompts(cands[:100], TIERS["default"], seed=1)
+
+
+def test_lhotse_prepares_it_like_librispeech(micro_corpus, tmp_path):
+    d, _ = micro_corpus
+    m = prepare_manifests(d, tmp_path / "manifests", ["train"], num_jobs=1)
+    recs, sups = m["train"]["recordings"], m["train"]["supervisions"]
+    assert len(recs) == len(sups) == MICRO["train"].speakers
+    counts = manifests_to_data_dir(recs, sups, tmp_path / "data" / "train")
+    assert counts["utterances"] == MICRO["train"].speakers
+    validate_data_dir(tmp_path / "data" / "train", require_text=True)
+    # The wav.scp pipe gives the same samples as the FLAC file.
+    wav = read_text_table(tmp_path / "data" / "train" / "wav.scp")
+    utt, rx = next(iter(wav.items()))
+    assert rx.endswith("|")
+    pcm = subprocess.run(rx[:-1], shell=True, capture_output=True, check=True).stdout
+    import io
+
+    via_pipe, sr = sf.read(io.BytesIO(pcm), dtype="int16")
+    direct, sr2 = sf.read(str(recs[utt].sources[0].source), dtype="int16")
+    assert sr == sr2 == 16000
+    np.testing.assert_array_equal(via_pipe, direct)
+    dur = float(read_text_table(tmp_path / "data" / "train" / "utt2dur")[utt])
+    assert abs(dur - len(direct) / 16000) < 1e-3
+
+
+def test_missing_engine_names_the_apt_command(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(MissingToolError, match=r"apt-get install -y sox"):
+        tts.check_engines(["espeak:en-us"])
+
+
+def test_failed_sentence_is_skipped_and_counted(tmp_path):
+    prof = tts.SpeakerProfile("1000", "espeak:en-us", "M", variant="m1")
+    jobs = [synth_corpus.UttJob("1000-100001-0000", "HELLO THERE GENERAL KENOBI", 1), synth_corpus.UttJob("1000-100001-0001", "", 2)]
+    recs = synth_corpus._speaker_task((str(tmp_path), "train", prof, jobs))
+    assert "error" not in recs[0] and recs[0]["duration"] > 1.0
+    assert "error" in recs[1]
+    assert (tmp_path / "train/1000/100001/1000-100001-0000.flac").is_file()
+    assert not (tmp_path / "train/1000/100001/1000-100001-0001.flac").exists()
+
+
+def _band_power(x, lo, hi):
+    spec = np.abs(np.fft.rfft(x)) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / 16000)
+    return spec[(f >= lo) & (f < hi)].sum()
+
+
+def test_degradations_do_what_they_say():
+    rng = np.random.default_rng(0)
+    speech = (0.5 * np.sin(2 * np.pi * 440 * np.arange(32000) / 16000)).astype(np.float32)
+    cond = degrade.Condition(pad_start=0.0, pad_end=0.0, noise="white", snr_db=10.0, gain_db=0.0)
+    y = degrade.apply_condition(speech, cond, np.random.default_rng(1))
+    # Recover the noise: the output is a scaled (speech + noise); project out the sine.
+    scale = np.dot(y, speech) / np.dot(speech, speech)
+    noise = y - scale * speech
+    snr = 10 * np.log10(np.mean((scale * speech) ** 2) / np.mean(noise**2))
+    assert abs(snr - 10.0) < 0.5
+    # Power spectral density an octave up: white flat, pink -3 dB (1/f), brown -6 dB (1/f^2).
+    for kind, slope in (("white", 0.0), ("pink", 3.0), ("brown", 6.0)):
+        n = degrade.colored_noise(kind, 160000, rng)
+        # band sums over 500 Hz vs 1000 Hz of bandwidth: +3.01 dB turns them into densities
+        drop = 10 * np.log10(_band_power(n, 500, 1000) / _band_power(n, 1000, 2000)) + 3.01
+        assert abs(drop - slope) < 1.0, (kind, drop)
+    # Telephone band: little energy left above 3.4 kHz or below 300 Hz.
+    n = degrade.colored_noise("white", 32000, rng)
+    t = degrade.telephone_band(n)
+    assert 10 * np.log10(_band_power(t, 4000, 8000) / _band_power(t, 500, 3000)) < -30
+    assert 10 * np.log10(_band_power(t, 0, 150) / _band_power(t, 500, 3000)) < -20
+    # Padding and level.
+    cond = degrade.Condition(pad_start=0.25, pad_end=0.5, gain_db=-12.0)
+    y = degrade.apply_condition(speech, cond, rng)
+    assert len(y) == 32000 + 4000 + 8000 and np.all(y[:4000] == 0)
+    assert abs(20 * np.log10(np.abs(y).max() / 0.9) + 12.0) < 0.01
+
+
+def test_normalize_sentence():
+    assert normalize_sentence('"Don\'t panic," he said -- twice.') == "DON'T PANIC HE SAID TWICE"
+    assert normalize_sentence("In 1984 it rained.") is None
+    assert normalize_sentence("Cost: $5") is None
