@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from kdhybrid.io.datadir import DataDir, validate_data_dir, write_data_dir
-from kdhybrid.io.tables import atomic_write_text
+from kdhybrid.io.tables import atomic_write_text, write_text_table
 
 Pathlike = Union[str, Path]
 
@@ -40,7 +40,10 @@ def prepare_manifests(corpus_dir: Pathlike, manifest_dir: Pathlike, parts: Seque
         rec_p = manifest_dir / f"synth_en_recordings_{part}.jsonl.gz"
         sup_p = manifest_dir / f"synth_en_supervisions_{part}.jsonl.gz"
         if rec_p.is_file() and sup_p.is_file():
-            out[part] = {"recordings": RecordingSet.from_file(rec_p), "supervisions": SupervisionSet.from_file(sup_p)}
+            out[part] = {
+                "recordings": RecordingSet.from_file(rec_p).to_eager(),
+                "supervisions": SupervisionSet.from_file(sup_p).to_eager(),
+            }
         else:
             todo.append(part)
     if todo:
@@ -83,11 +86,15 @@ def manifests_to_data_dir(recordings, supervisions, data_dir: Pathlike, genders:
         utt2spk[sup.id] = sup.speaker
         wav[sup.id] = src if src.endswith(".wav") else f"sox {shlex.quote(src)} -t wav - |"
         text[sup.id] = sup.text
-        utt2dur[sup.id] = f"{rec.duration:.3f}"
+        # Exact to the sample (16 kHz durations need 7 decimals): readers that trust the
+        # duration (lhotse's Kaldi import) then read every sample and nothing more.
+        utt2dur[sup.id] = f"{rec.duration:.7f}".rstrip("0").rstrip(".")
     dd = DataDir(utt2spk=utt2spk, wav_scp=wav, text=text, utt2dur=utt2dur)
     if genders:
         dd.spk2gender = {s: genders[s] for s in set(utt2spk.values()) if s in genders}
     write_data_dir(dd, data_dir)
+    # reco2dur (= utt2dur without segments) spares readers probing every pipe for its length.
+    write_text_table(Path(data_dir) / "reco2dur", utt2dur)
     return validate_data_dir(data_dir, require_text=True)
 
 

@@ -27,6 +27,7 @@ Pathlike = Union[str, Path]
 # Tables keyed by utterance id, and those keyed by speaker id.
 UTT_TABLES = ("text", "utt2spk", "feats.scp", "utt2dur", "utt2num_frames", "segments", "utt2lang")
 SPK_TABLES = ("spk2utt", "cmvn.scp", "spk2gender")
+REC_TABLES = ("wav.scp", "reco2dur", "reco2file_and_channel")
 
 
 @dataclass
@@ -279,7 +280,7 @@ def split_data(path: Pathlike, num_jobs: int, per_speaker: bool = False) -> List
         shutil.rmtree(tmp_root)
     tables = {}
     for name in [p.name for p in sources]:
-        if name in UTT_TABLES or name in SPK_TABLES or name == "wav.scp":
+        if name in UTT_TABLES or name in SPK_TABLES or name in REC_TABLES:
             tables[name] = read_text_table(path / name, min_fields=1)
     segs = tables.get("segments")
     for jdx, utts in enumerate(chunks, 1):
@@ -288,7 +289,7 @@ def split_data(path: Pathlike, num_jobs: int, per_speaker: bool = False) -> List
         us = set(utts)
         spks = {utt2spk[u] for u in utts}
         for name, t in tables.items():
-            if name == "wav.scp":
+            if name in REC_TABLES:
                 keep = {segs[u].split()[0] for u in utts} if segs else us
             elif name in SPK_TABLES:
                 keep = spks

@@ -1,0 +1,1 @@
+"""Acoustic features: Kaldi-compatible filterbanks (kaldi-native-fbank) and CMVN."""

@@ -1,0 +1,97 @@
+"""Word n-gram LMs: Kneser-Ney ARPA training, entropy pruning and perplexity with
+kaldingram; ``G.fst`` from ARPA with kaldilm (Kaldi's arpa2fst).
+
+Words of the LM text that the lexicon lacks are mapped to the OOV word (``<UNK>``)
+before training, so every word of the ARPA file is in ``words.txt`` and G compiles.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Union
+
+from kdhybrid.io.tables import atomic_write_text
+
+Pathlike = Union[str, Path]
+
+
+def read_words(words_txt: Pathlike) -> Set[str]:
+    return {line.split()[0] for line in Path(words_txt).read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
+def map_oov(sentences: Iterable[str], vocab: Set[str], oov: str) -> List[str]:
+    return [" ".join(w if w in vocab else oov for w in s.split()) for s in sentences]
+
+
+def train_arpa(text: Pathlike, order: int, arpa: Pathlike, prune_threshold: float = 0.0, num_workers: int = 1) -> Dict[str, int]:
+    """Train a Kneser-Ney ``order``-gram on ``text`` (one sentence a line) into ``arpa``,
+    entropy-pruned when ``prune_threshold`` > 0. Returns the n-gram counts per order."""
+    from kaldingram import prune as kprune
+    from kaldingram import train as ktrain
+
+    arpa = str(arpa)
+    raw = arpa + ".unpruned.tmp" if prune_threshold > 0 else arpa + ".tmp"
+    ktrain.run(ktrain.build_parser().parse_args(
+        ["--ngram-order", str(order), "--text", str(text), "--lm", raw, "--num-workers", str(num_workers)]))
+    if prune_threshold > 0:
+        kprune.run(kprune.build_parser().parse_args(
+            ["--lm", raw, "--write-lm", arpa + ".tmp", "--threshold", str(prune_threshold), "--verbose", "3"]))
+        os.remove(raw)
+    os.replace(arpa + ".tmp", arpa)
+    return arpa_counts(arpa)
+
+
+def arpa_counts(arpa: Pathlike) -> Dict[str, int]:
+    """``{"1": n1, "2": n2, ...}`` from the ARPA header."""
+    out = {}
+    opener = gzip.open if str(arpa).endswith(".gz") else open
+    with opener(arpa, "rt", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("ngram "):
+                k, v = line[6:].strip().split("=")
+                out[k] = int(v)
+            elif line.startswith("\\1-grams:"):
+                break
+    return out
+
+
+def perplexity(arpa: Pathlike, sentences: Sequence[str]) -> Dict[str, float]:
+    """Perplexity (with ``</s>``, SRILM's ``ppl``) and OOV rate of ``sentences``."""
+    from kaldingram.ppl import compute_ppl
+    from kaldingram.prune import ArpaParser
+
+    lm = ArpaParser().loadf(str(arpa), encoding="utf-8")[0]
+    st = compute_ppl(lm, list(sentences))
+    return {
+        "ppl": round(st["ppl"], 2),
+        "ppl1": round(st["ppl1"], 2),
+        "sentences": st["num_sentences"],
+        "words": st["num_words"],
+        "oov": st["num_oov"],
+        "oov_rate": round(st["num_oov"] / max(st["num_words"], 1), 4),
+    }
+
+
+def format_lm(lang_dir: Pathlike, arpa: Pathlike, lang_test_dir: Pathlike) -> None:
+    """Copy ``lang_dir`` to ``lang_test_dir`` and add ``G.fst`` compiled from ``arpa``
+    (``#0`` on backoff arcs, ``<s>``/``</s>`` as epsilons, ilabel-sorted)."""
+    from kdhybrid.kaldi_libs import kaldilm
+
+    lang_dir, lang_test_dir = Path(lang_dir), Path(lang_test_dir)
+    tmp = lang_test_dir.with_name(lang_test_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(lang_dir, tmp)
+    kaldilm.arpa2fst(
+        input_arpa=str(arpa),
+        output_fst=str(tmp / "G.fst"),
+        disambig_symbol="#0",
+        read_symbol_table=str(lang_dir / "words.txt"),
+        max_arpa_warnings=10,
+    )
+    if lang_test_dir.exists():
+        shutil.rmtree(lang_test_dir)
+    os.replace(tmp, lang_test_dir)
