@@ -1,13 +1,13 @@
 """``python -m kdhybrid.bench <name>``: run one benchmark and print its figures.
 
-Available: posterior-io.
+Available: posterior-io, fbank.
 """
 import argparse
 import sys
 
-from kdhybrid.bench import posterior_io
+from kdhybrid.bench import fbank, posterior_io
 
-BENCHES = {"posterior-io": posterior_io}
+BENCHES = {"posterior-io": posterior_io, "fbank": fbank}
 
 
 def main() -> int:

@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
 # synth_en: the main kdhybrid recipe on the embedded synthetic English corpus.
 #
-# Stages (run.sh --stage N --stop-stage M):
-#   0  build the corpus from the Debian TTS engines and prepare it (lhotse manifests,
-#      Kaldi data dirs, dict dir, LM text)
+# Stages (./run.sh --stage N --stop-stage M; each stage reads only what earlier ones wrote):
+#   0  build the corpus from the Debian TTS engines and prepare it: lhotse manifests,
+#      Kaldi data dirs data/{train,dev,test,test_heldout}, dict dir, LM text
+#   1  lang dir data/lang (word-position-dependent phones, L.fst, L_disambig.fst)
+#   2  n-gram LMs (kaldingram): a pruned 3-gram for decoding graphs (data/lang_test_tgsmall)
+#      and a 4-gram for lattice rescoring (data/lang_test_fglarge); perplexity on dev
+#   3  fbank features (conf/fbank.conf) and per-speaker CMVN for every split
+#
+# e.g.: ./run.sh --tier tiny             # everything on the small tier
+#       ./run.sh --stage 3 --stop-stage 3
 
 stage=0
 stop_stage=100
-tier=default   # corpus tier: tiny | default | large
+tier=default        # corpus tier: tiny | default | large
 nj=$(nproc)
+tgsmall_prune=1e-6  # relative-entropy threshold of the decoding-graph 3-gram
+fglarge_prune=1e-8  # ... of the rescoring 4-gram
 
 . ./path.sh || exit 1
 . ./cmd.sh || exit 1
@@ -16,10 +25,35 @@ nj=$(nproc)
 set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
+splits="train dev test test_heldout"
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: build and prepare synth_en ($tier tier)"
   local/prepare_synth_en.sh --tier $tier --nj $nj data
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  log "Stage 1: lang dir"
+  steps/prepare_lang.sh data/local/dict "<UNK>" data/local/lang_tmp data/lang
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  log "Stage 2: n-gram LMs and G.fst"
+  lm=data/local/lm
+  steps/train_lm.sh --order 3 --prune $tgsmall_prune --num-workers $nj --dev-text "data/dev/text data/test/text" \
+    $lm/lm_text.txt data/lang $lm/tgsmall.arpa
+  steps/format_lm.sh data/lang $lm/tgsmall.arpa data/lang_test_tgsmall
+  steps/train_lm.sh --order 4 --prune $fglarge_prune --num-workers $nj --dev-text "data/dev/text data/test/text" \
+    $lm/lm_text.txt data/lang $lm/fglarge.arpa
+  steps/format_lm.sh data/lang $lm/fglarge.arpa data/lang_test_fglarge
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  log "Stage 3: fbank features and CMVN"
+  for x in $splits; do
+    steps/make_fbank.sh --nj $nj --cmd "$train_cmd" data/$x exp/make_fbank/$x fbank
+    steps/compute_cmvn_stats.sh data/$x exp/make_fbank/$x fbank
+  done
 fi
 
 log "Done."
