@@ -9,7 +9,9 @@ corpus is the same byte for byte for one seed, whatever the number of workers:
 * additive noise at an SNR of 0-20 dB: white, pink (1/f), brown (1/f^2), or babble
   (3-6 other utterances of the same split's babble pool, summed),
 * telephone band: sox ``sinc 300-3400 rate 8000`` and back to 16 kHz,
-* a level change of -20..+0 dB (peak kept below full scale).
+* a level change of -20..+0 dB (peak kept below full scale),
+* always, a white noise floor 45-60 dB below the speech (a microphone and line never give
+  digital silence; without it the telephone band leaves log-mel bins at the log floor).
 
 All signals are (S,) float32 at 16 kHz in [-1, 1].
 """
@@ -37,6 +39,7 @@ class Condition:
     snr_db: Optional[float] = None
     telephone: bool = False
     gain_db: float = 0.0
+    floor_db: float = 0.0  # noise floor below the speech RMS (0: none)
 
     @property
     def name(self) -> str:
@@ -61,6 +64,7 @@ def draw_condition(rng: np.random.Generator, p_noise: float = 0.5, p_reverb: flo
         pad_start=round(float(rng.uniform(0.1, 0.7)), 3),
         pad_end=round(float(rng.uniform(0.1, 0.7)), 3),
         gain_db=round(float(rng.uniform(-20.0, 0.0)), 2),
+        floor_db=round(float(rng.uniform(45.0, 60.0)), 2),
     )
     if rng.random() < p_reverb:
         c.reverb_rt60 = round(float(rng.uniform(0.2, 0.8)), 3)
@@ -153,6 +157,9 @@ def apply_condition(speech: np.ndarray, cond: Condition, rng: np.random.Generato
         x = x + noise * (speech_rms / (10 ** (cond.snr_db / 20.0)))
     if cond.telephone:
         x = telephone_band(x)
+    if cond.floor_db:
+        rms = np.sqrt(np.mean(x**2)) + 1e-12
+        x = x + colored_noise("white", len(x), rng) * (rms / (10 ** (cond.floor_db / 20.0)))
     peak = float(np.max(np.abs(x))) + 1e-12
     target = 0.9 * 10 ** (cond.gain_db / 20.0)
     x = x * (min(target, 0.99) / peak)

@@ -1,0 +1,237 @@
+"""GMM-HMM acoustic models: kaldi-hmm-gmm objects, Kaldi's file formats, numpy EM.
+
+A model is Kaldi's trio: a ``ContextDependency`` (the tree), a ``TransitionModel`` and an
+``AmDiagGmm`` (one diagonal GMM per pdf). On disk an exp dir holds what Kaldi writes:
+
+* ``final.mdl``: Kaldi's text model (``<TransitionModel> ... </TransitionModel>`` followed by
+  ``<DIMENSION> D <NUMPDFS> N <DiagGMM> ...``), readable by Kaldi's ``gmm-copy``;
+* ``tree``: Kaldi's binary ContextDependency;
+* ``final.pkl``: the same objects pickled, which is how kdhybrid reloads them (kaldi-hmm-gmm
+  has no reader for Kaldi's model files).
+
+EM statistics are computed with numpy (vectorised over the frames of each pdf); the M-step
+follows Kaldi's ``MleDiagGmmUpdate`` (variance floor, minimum occupancy and weight) and
+mixing up uses Kaldi's own ``AmDiagGmm.split_by_count``.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from kdhybrid.kaldi_libs import kaldi_hmm_gmm as khg
+
+Pathlike = Union[str, Path]
+
+
+@dataclass
+class GmmHmm:
+    """A GMM-HMM system: topology, tree, transition model and GMMs."""
+
+    topo: "khg.HmmTopology"
+    tree: "khg.ContextDependency"
+    tm: "khg.TransitionModel"
+    am: "khg.AmDiagGmm"
+
+    @property
+    def num_pdfs(self) -> int:
+        return self.am.num_pdfs
+
+    @property
+    def num_gauss(self) -> int:
+        return self.am.num_gauss
+
+    def tid2pdf(self) -> np.ndarray:
+        """(num_transition_ids + 1,) int32: pdf of each transition-id (index 0 unused: -1)."""
+        arr = np.asarray(self.tm.transition_id_to_pdf_array(), dtype=np.int32)
+        if arr.shape[0] == self.tm.num_transition_ids:
+            arr = np.concatenate([[-1], arr]).astype(np.int32)
+        return arr
+
+    def tid2phone(self) -> np.ndarray:
+        out = np.zeros(self.tm.num_transition_ids + 1, dtype=np.int32)
+        for t in range(1, self.tm.num_transition_ids + 1):
+            out[t] = self.tm.transition_id_to_phone(t)
+        return out
+
+    # -------------------------------------------------------------- persistence
+    def save(self, exp_dir: Pathlike, name: str = "final") -> None:
+        """Write ``<name>.mdl`` (Kaldi text), ``<name>.pkl`` and (for ``final``) ``tree``."""
+        exp_dir = Path(exp_dir)
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = exp_dir / f"{name}.pkl.tmp"
+        with open(tmp, "wb") as f:
+            pickle.dump({"topo": str(self.topo), "tree": self.tree, "tm": self.tm, "am": self.am}, f)
+        tmp.replace(exp_dir / f"{name}.pkl")
+        tmp = exp_dir / f"{name}.mdl.tmp"
+        tmp.write_text(kaldi_text_model(self.tm, self.am))
+        tmp.replace(exp_dir / f"{name}.mdl")
+        self.tree.write(binary=True, filename=str(exp_dir / "tree.tmp"))
+        (exp_dir / "tree.tmp").replace(exp_dir / "tree")
+
+    @classmethod
+    def load(cls, exp_dir: Pathlike, name: str = "final") -> "GmmHmm":
+        p = Path(exp_dir) / f"{name}.pkl"
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: no model (train it first, or give a kdhybrid exp dir)")
+        with open(p, "rb") as f:
+            d = pickle.load(f)
+        topo = khg.HmmTopology()
+        topo.read(d["topo"])
+        return cls(topo, d["tree"], d["tm"], d["am"])
+
+
+def _vec(v: np.ndarray) -> str:
+    return " [ " + " ".join(f"{x:.8g}" for x in np.asarray(v).ravel()) + " ]"
+
+
+def _mat(m: np.ndarray) -> str:
+    rows = ["  " + " ".join(f"{x:.8g}" for x in r) for r in np.atleast_2d(m)]
+    return " [\n" + "\n".join(rows) + " ]"
+
+
+def kaldi_text_model(tm: "khg.TransitionModel", am: "khg.AmDiagGmm") -> str:
+    """Kaldi's text ``final.mdl``: the transition model, then the AmDiagGmm."""
+    out = [str(tm).rstrip() + "\n"]
+    out.append(f"<DIMENSION> {am.dim} <NUMPDFS> {am.num_pdfs} ")
+    for p in range(am.num_pdfs):
+        g = am.get_pdf(p)
+        out.append("<DiagGMM> \n")
+        out.append("<GCONSTS> " + _vec(g.gconsts) + " \n")
+        out.append("<WEIGHTS> " + _vec(g.weights) + " \n")
+        out.append("<MEANS_INVVARS> " + _mat(g.means_invvars) + " \n")
+        out.append("<INV_VARS> " + _mat(g.inv_vars) + " \n")
+        out.append("</DiagGMM> ")
+    return "".join(out) + "\n"
+
+
+# ----------------------------------------------------------------------- EM
+
+
+@dataclass
+class GmmStats:
+    """Sufficient statistics of every Gaussian of every pdf (float64)."""
+
+    occ: List[np.ndarray]  # per pdf (M,)
+    x: List[np.ndarray]  # per pdf (M, D)
+    xx: List[np.ndarray]  # per pdf (M, D)
+    loglike: float = 0.0
+    frames: int = 0
+
+    @classmethod
+    def zeros(cls, am: "khg.AmDiagGmm") -> "GmmStats":
+        occ, x, xx = [], [], []
+        d = am.dim
+        for p in range(am.num_pdfs):
+            m = am.get_pdf(p).num_gauss
+            occ.append(np.zeros(m))
+            x.append(np.zeros((m, d)))
+            xx.append(np.zeros((m, d)))
+        return cls(occ, x, xx)
+
+    def add(self, other: "GmmStats") -> None:
+        for p in range(len(self.occ)):
+            self.occ[p] += other.occ[p]
+            self.x[p] += other.x[p]
+            self.xx[p] += other.xx[p]
+        self.loglike += other.loglike
+        self.frames += other.frames
+
+    def pdf_occupancy(self) -> np.ndarray:
+        return np.array([o.sum() for o in self.occ])
+
+
+def gmm_loglikes(g: "khg.DiagGmm", x: np.ndarray) -> np.ndarray:
+    """(T, M) per-component log-likelihoods (log weight included) of frames (T, D)."""
+    return np.asarray(g.gconsts)[None, :] + x @ np.asarray(g.means_invvars).T - 0.5 * (x * x) @ np.asarray(g.inv_vars).T
+
+
+def accumulate_stats(am: "khg.AmDiagGmm", feats: np.ndarray, pdfs: np.ndarray) -> GmmStats:
+    """E-step for frames with known pdfs.
+
+    :param feats: (T, D) float32, all frames (any number of utterances, concatenated).
+    :param pdfs: (T,) int, the pdf of each frame (from the alignment).
+    """
+    st = GmmStats.zeros(am)
+    order = np.argsort(pdfs, kind="stable")
+    sp = pdfs[order]
+    bounds = np.flatnonzero(np.diff(sp)) + 1
+    starts = np.r_[0, bounds]
+    ends = np.r_[bounds, len(sp)]
+    x64 = feats.astype(np.float64)
+    for s, e in zip(starts.tolist(), ends.tolist()):
+        p = int(sp[s])
+        x = x64[order[s:e]]
+        ll = gmm_loglikes(am.get_pdf(p), x)
+        mx = ll.max(axis=1, keepdims=True)
+        post = np.exp(ll - mx)
+        tot = post.sum(axis=1, keepdims=True)
+        post /= tot
+        st.loglike += float((mx[:, 0] + np.log(tot[:, 0])).sum())
+        st.occ[p] += post.sum(axis=0)
+        st.x[p] += post.T @ x
+        st.xx[p] += post.T @ (x * x)
+    st.frames = int(len(pdfs))
+    return st
+
+
+@dataclass
+class MleConfig:
+    """Kaldi's MleDiagGmmOptions defaults."""
+
+    min_variance: float = 0.001
+    min_gaussian_occupancy: float = 10.0
+    min_gaussian_weight: float = 1.0e-5
+
+
+def mle_update(am: "khg.AmDiagGmm", st: GmmStats, cfg: Optional[MleConfig] = None) -> Tuple[float, int]:
+    """M-step for every pdf. A Gaussian with too little occupancy keeps its mean and variance
+    (and is removed if its weight falls below the floor, as long as one remains).
+
+    :return: (objective improvement estimate unused: 0.0, number of Gaussians removed).
+    """
+    cfg = cfg or MleConfig()
+    removed = 0
+    for p in range(am.num_pdfs):
+        g = am.get_pdf(p)
+        occ = st.occ[p]
+        tot = occ.sum()
+        if tot <= 0:
+            continue
+        means = np.asarray(g.means, dtype=np.float64).copy()
+        vars_ = np.asarray(g.vars, dtype=np.float64).copy()
+        ok = occ >= cfg.min_gaussian_occupancy
+        if ok.any():
+            means[ok] = st.x[p][ok] / occ[ok, None]
+            vars_[ok] = np.maximum(st.xx[p][ok] / occ[ok, None] - means[ok] ** 2, cfg.min_variance)
+        weights = occ / tot
+        keep = weights >= cfg.min_gaussian_weight
+        if not keep.any():
+            keep[np.argmax(weights)] = True
+        if not keep.all():
+            removed += int((~keep).sum())
+            means, vars_, weights = means[keep], vars_[keep], weights[keep]
+            weights = weights / weights.sum()
+            g.resize(int(keep.sum()), means.shape[1])
+        g.set_weights(weights.astype(np.float32))
+        g.set_means(means.astype(np.float32))
+        g.set_invvars((1.0 / vars_).astype(np.float32))
+        g.compute_gconsts()
+    return 0.0, removed
+
+
+def boost_silence(am: "khg.AmDiagGmm", silence_pdfs: Sequence[int], boost: float) -> "khg.AmDiagGmm":
+    """A copy of ``am`` with the weights of the silence pdfs scaled by ``boost`` (Kaldi's
+    gmm-boost-silence: the GMM likelihood of silence frames rises by log(boost))."""
+    out = khg.AmDiagGmm()
+    out.copy_from_am_diag_gmm(am)
+    if boost != 1.0:
+        for p in silence_pdfs:
+            g = out.get_pdf(int(p))
+            g.set_weights((np.asarray(g.weights) * boost).astype(np.float32))
+            g.compute_gconsts()
+    return out
