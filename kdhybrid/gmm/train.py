@@ -336,3 +336,128 @@ def _write_exp_files(exp_dir: Path, lang_dir: Pathlike, cfg, summary: dict) -> N
     (exp_dir / "feat_opts.json").write_text(json.dumps(asdict(fc), indent=1) + "\n")
     (exp_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=str) + "\n")
     (exp_dir / "train.json").write_text(json.dumps(summary, indent=1) + "\n")
+
+
+# ---------------------------------------------------------------- triphone (train_deltas)
+
+
+@dataclass
+class DeltasConfig:
+    num_leaves: int = 1000
+    tot_gauss: int = 8000
+    em: EmConfig = field(default_factory=lambda: EmConfig(
+        num_iters=25, max_iter_inc=18, realign_iters=(8, 16, 22), boost_silence=1.0))
+    feats: GmmFeatConfig = field(default_factory=GmmFeatConfig)
+    min_count: float = 100.0
+
+
+def _job_tree_stats(state: "_JobState", old_tm_pickle: bytes):
+    import pickle as _p
+
+    from kdhybrid.gmm.tree import TidInfo, frame_contexts
+
+    info = TidInfo.of(_p.loads(old_tm_pickle))
+    ctxs, feats = [], []
+    for u, a in state.alis.items():
+        ctxs.append(frame_contexts(a, info))
+        feats.append(state.feats[u])
+    return ctxs, feats
+
+
+def _job_convert(state: "_JobState", old_tm_pickle: bytes, new_model: GmmHmm) -> int:
+    import pickle as _p
+
+    from kdhybrid.gmm.tree import TidInfo, convert_alignment
+
+    info = TidInfo.of(_p.loads(old_tm_pickle))
+    cache: dict = {}
+    for u in list(state.alis):
+        state.alis[u] = convert_alignment(state.alis[u], info, new_model.tm, new_model.tree, cache)
+    return len(state.alis)
+
+
+_JobState.tree_stats = _job_tree_stats  # type: ignore[attr-defined]
+_JobState.convert = _job_convert  # type: ignore[attr-defined]
+
+
+def train_deltas(data_dir: Pathlike, lang_dir: Pathlike, ali_dir: Pathlike, exp_dir: Pathlike, nj: int, cfg: Optional[DeltasConfig] = None) -> dict:
+    """Kaldi's train_deltas.sh: tree from the alignments in ``ali_dir``, alignments converted
+    to the new tree, EM with realignment and mix-up to ``tot_gauss``."""
+    import pickle
+
+    from kdhybrid.gmm import tree as T
+
+    cfg = cfg or DeltasConfig()
+    exp_dir = Path(exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    lang = Lang(lang_dir)
+    old = GmmHmm.load(ali_dir)
+    alis = read_alignments(ali_dir)
+    jobs = Jobs(data_dir, lang_dir, nj, cfg.feats)
+    timings = {}
+    try:
+        missing = sum(jobs.num_utts) - len(alis)
+        jobs.call("set_alis", alis)
+        old_tm = pickle.dumps(old.tm)
+        parts = jobs.call("tree_stats", old_tm)
+        stats = T.accumulate_tree_stats([c for p in parts for c in p[0]], [f for p in parts for f in p[1]])
+        roots = [[int(x) for x in l.split()[2:]] for l in (Path(lang_dir) / "phones/roots.int").read_text().splitlines()]
+        extra = [[int(x) for x in l.split()] for l in (Path(lang_dir) / "phones/extra_questions.int").read_text().splitlines() if l.strip()]
+        t0 = time.time()
+        questions = T.cluster_phone_questions(stats, lang.sets, extra)
+        topo = lang.topo()
+        npc = {int(p): int(n) for p, n in topo.get_phone_to_num_pdf_classes().items()} if isinstance(topo.get_phone_to_num_pdf_classes(), dict) else {p: topo.num_pdf_classes(p) for p in topo.phones}
+        nodes, num_leaves, tree_info = T.build_tree(stats, roots, questions, npc, T.TreeConfig(cfg.num_leaves, cfg.min_count))
+        max_phone = max(lang.phones[p] for p in lang.phones if not p.startswith("#"))
+        tree = T.context_dependency_from_bytes(T.tree_to_kaldi(nodes, roots, max_phone))
+        # Kaldi's own lookup must agree with ours on every seen event.
+        phone_root = {p: r for r, ps in enumerate(roots) for p in ps}
+        for ev in stats.events[:: max(1, len(stats.events) // 2000)].tolist():
+            ok, pdf = tree.compute([ev[0], ev[1], ev[2]], ev[3])
+            if not ok or pdf != T.lookup(nodes, phone_root, ev):
+                raise RuntimeError(f"tree check failed for context {ev}: kaldi {pdf}, ours {T.lookup(nodes, phone_root, ev)}")
+        timings["tree_seconds"] = round(time.time() - t0, 1)
+        tm = khg.TransitionModel(ctx_dep=tree, hmm_topo=topo)
+        # gmm-init-model: one Gaussian per leaf from the pooled event stats.
+        am = khg.AmDiagGmm()
+        leaf_of_event = np.array([T.lookup(nodes, phone_root, ev) for ev in stats.events.tolist()])
+        d = stats.x.shape[1]
+        gc = np.bincount(leaf_of_event, weights=stats.count, minlength=num_leaves)
+        gx = np.zeros((num_leaves, d))
+        gxx = np.zeros((num_leaves, d))
+        np.add.at(gx, leaf_of_event, stats.x)
+        np.add.at(gxx, leaf_of_event, stats.xx)
+        glob_var = np.maximum(stats.xx.sum(0) / stats.count.sum() - (stats.x.sum(0) / stats.count.sum()) ** 2, 1e-3)
+        for leaf in range(num_leaves):
+            c = max(gc[leaf], 1e-10)
+            mean = gx[leaf] / c if gc[leaf] > 0 else stats.x.sum(0) / stats.count.sum()
+            var = np.maximum(gxx[leaf] / c - mean**2, 1e-3) if gc[leaf] > 1 else glob_var
+            g = khg.DiagGmm(nmix=1, dim=d)
+            g.set_weights(np.ones(1, np.float32))
+            g.set_means(mean[None].astype(np.float32))
+            g.set_invvars((1.0 / var)[None].astype(np.float32))
+            g.compute_gconsts()
+            am.add_pdf(g)
+        model = GmmHmm(topo, tree, tm, am)
+        log.info("tri: %d leaves (%s), %d questions, tree built in %.1f s", num_leaves, tree_info, len(questions), timings["tree_seconds"])
+        jobs.call("convert", old_tm, model)
+        jobs.call("set_model", model, True)
+        st, _ = em_iteration(model, jobs, MleConfig())
+        mix_up(model, st, num_leaves, cfg.em)
+        history = [{"iter": 0, "like_per_frame": st.loglike / max(st.frames, 1), "frames": st.frames, "num_gauss": model.num_gauss}]
+        log.info(json.dumps(history[0]))
+        em = cfg.em
+        em.tot_gauss = cfg.tot_gauss
+        history += run_em(model, jobs, em, exp_dir, progress=log.info)
+        jobs.call("set_model", model, False)
+        res = jobs.call("align", em.align, em.boost_silence)
+        final_failed = [u for r in res for u in r["failed"]]
+        model.save(exp_dir)
+        counts = write_alignments(jobs, exp_dir)
+    finally:
+        jobs.close()
+    summary = _summary(model, history, counts, final_failed, time.time() - t_start)
+    summary.update(tree=tree_info, questions=len(questions), utterances_without_input_alignment=missing, **timings)
+    _write_exp_files(exp_dir, lang_dir, cfg, summary)
+    return summary

@@ -1,0 +1,65 @@
+"""Align one data split with a GMM-HMM (one job of steps/align.sh; gmm-align-compiled).
+
+e.g.: python -m kdhybrid.bin.align_gmm --beam 10 --retry-beam 40 exp/tri1 data/lang \\
+          data/train/split2utt/1 exp/tri1_ali/ali.1.gz
+Utterances that fail to align are listed in the log and counted, never silently dropped.
+"""
+import argparse
+import sys
+import time
+
+from kdhybrid.gmm.align import AlignOptions, Lang, align_utterance, graph_compiler
+from kdhybrid.gmm.feats import GmmFeatConfig, iter_gmm_features
+from kdhybrid.gmm.model import GmmHmm, boost_silence
+from kdhybrid.io.tables import Int32VectorWriter, read_text_table
+from kdhybrid.kaldi_libs import kaldi_hmm_gmm as khg
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--beam", type=float, default=10.0)
+    p.add_argument("--retry-beam", type=float, default=40.0)
+    p.add_argument("--boost-silence", type=float, default=1.0)
+    p.add_argument("model_dir")
+    p.add_argument("lang_dir")
+    p.add_argument("data_dir")
+    p.add_argument("ali")
+    a = p.parse_args()
+    import json
+    from pathlib import Path
+
+    model = GmmHmm.load(a.model_dir)
+    fc = GmmFeatConfig(**json.loads((Path(a.model_dir) / "feat_opts.json").read_text()))
+    lang = Lang(a.lang_dir)
+    gc = graph_compiler(model, lang)
+    text = read_text_table(Path(a.data_dir) / "text", min_fields=1)
+    sil = sorted({int(x) for x in khg.get_pdfs_for_phones(model.tm, sorted(lang.silence))[1]})
+    am = boost_silence(model.am, sil, a.boost_silence)
+    opts = AlignOptions(beam=a.beam, retry_beam=a.retry_beam)
+    t0 = time.time()
+    done = failed = retried = frames = 0
+    like = 0.0
+    with Int32VectorWriter(a.ali) as w:
+        for utt, f in iter_gmm_features(a.data_dir, fc):
+            if utt not in text:
+                print(f"align_gmm: {utt}: no transcript in {a.data_dir}/text, skipped", file=sys.stderr)
+                failed += 1
+                continue
+            graph = gc.compile_graph_from_text(lang.word_ids(text[utt].split()))
+            ali, ll, r = align_utterance(model, am, graph, f, utt, opts)
+            retried += int(r)
+            if ali is None:
+                print(f"align_gmm: {utt}: failed to align with beam {a.beam} and retry beam {a.retry_beam}", file=sys.stderr)
+                failed += 1
+                continue
+            w.write(utt, ali)
+            done += 1
+            frames += len(ali)
+            like += ll
+    print(f"align_gmm: done {done}, failed {failed}, retried {retried}, log-like/frame {like / max(frames, 1):.3f}, "
+          f"{frames} frames in {time.time() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

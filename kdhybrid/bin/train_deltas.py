@@ -1,0 +1,45 @@
+"""Train a triphone GMM-HMM on delta features (Kaldi's steps/train_deltas.sh): decision
+tree from earlier alignments, converted alignments, EM with realignment and mix-up.
+
+e.g.: python -m kdhybrid.bin.train_deltas --nj 2 1000 8000 data/train data/lang exp/mono exp/tri1
+"""
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from kdhybrid.gmm.train import DeltasConfig, train_deltas
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nj", type=int, default=2)
+    p.add_argument("--num-iters", type=int, default=25)
+    p.add_argument("--beam", type=float, default=10.0)
+    p.add_argument("--retry-beam", type=float, default=40.0)
+    p.add_argument("--min-count", type=float, default=100.0, help="frames on each side of a tree split")
+    p.add_argument("num_leaves", type=int)
+    p.add_argument("tot_gauss", type=int)
+    p.add_argument("data_dir")
+    p.add_argument("lang_dir")
+    p.add_argument("ali_dir")
+    p.add_argument("exp_dir")
+    a = p.parse_args()
+    Path(a.exp_dir, "log").mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        handlers=[logging.StreamHandler(), logging.FileHandler(Path(a.exp_dir, "log", "train.log"), mode="w")])
+    cfg = DeltasConfig(num_leaves=a.num_leaves, tot_gauss=a.tot_gauss, min_count=a.min_count)
+    cfg.em.num_iters = a.num_iters
+    cfg.em.realign_iters = tuple(i for i in cfg.em.realign_iters if i < a.num_iters)
+    cfg.em.max_iter_inc = min(cfg.em.max_iter_inc, a.num_iters - 1)
+    cfg.em.align.beam = a.beam
+    cfg.em.align.retry_beam = a.retry_beam
+    s = train_deltas(a.data_dir, a.lang_dir, a.ali_dir, a.exp_dir, a.nj, cfg)
+    print(f"train_deltas: {a.exp_dir}: {s['num_pdfs']} leaves, {s['num_gauss']} Gaussians, log-like/frame "
+          f"{s['final_like_per_frame']:.3f}, {s['aligned_utterances']} utterances aligned, "
+          f"{len(s['align_failed'])} failed, {s['seconds']} s (tree {s['tree_seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
