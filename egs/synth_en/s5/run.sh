@@ -8,6 +8,11 @@
 #   2  n-gram LMs (kaldingram): a pruned 3-gram for decoding graphs (data/lang_test_tgsmall)
 #      and a 4-gram for lattice rescoring (data/lang_test_fglarge); perplexity on dev
 #   3  fbank features (conf/fbank.conf) and per-speaker CMVN for every split
+#   4  monophone GMM-HMM (flat start) -> exp/mono
+#   5  triphone GMM-HMM on deltas (Python decision tree) -> exp/tri1, alignments exp/tri1_ali
+#      (the senone labels of the neural models) and their phone-boundary agreement with the
+#      synthesiser's timings (exp/tri1_ali/boundaries.json)
+#   6  decoding graph exp/tri1/graph_tgsmall and tri1 decoding of dev (Kaldi's decoder)
 #
 # e.g.: ./run.sh --tier tiny             # everything on the small tier
 #       ./run.sh --stage 3 --stop-stage 3
@@ -18,6 +23,8 @@ tier=default        # corpus tier: tiny | default | large
 nj=$(nproc)
 tgsmall_prune=1e-6  # relative-entropy threshold of the decoding-graph 3-gram
 fglarge_prune=1e-8  # ... of the rescoring 4-gram
+tri1_leaves=        # default: by tier (tiny 200, default 1200, large 2000)
+tri1_gauss=         # default: by tier (tiny 1500, default 8000, large 15000)
 
 . ./path.sh || exit 1
 . ./cmd.sh || exit 1
@@ -54,6 +61,31 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     steps/make_fbank.sh --nj $nj --cmd "$train_cmd" data/$x exp/make_fbank/$x fbank
     steps/compute_cmvn_stats.sh data/$x exp/make_fbank/$x fbank
   done
+fi
+
+case $tier in
+  tiny) : ${tri1_leaves:=200} ${tri1_gauss:=1500} ;;
+  large) : ${tri1_leaves:=2000} ${tri1_gauss:=15000} ;;
+  *) : ${tri1_leaves:=1200} ${tri1_gauss:=8000} ;;
+esac
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  log "Stage 4: monophone system"
+  steps/train_mono.sh --nj $nj --cmd "$train_cmd" data/train data/lang exp/mono
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  log "Stage 5: triphone system ($tri1_leaves leaves, $tri1_gauss Gaussians) and alignments"
+  steps/train_deltas.sh --nj $nj --cmd "$train_cmd" $tri1_leaves $tri1_gauss data/train data/lang exp/mono exp/tri1
+  steps/align.sh --nj $nj --cmd "$train_cmd" --beam 20 --retry-beam 100 data/train data/lang exp/tri1 exp/tri1_ali
+  steps/align.sh --nj $nj --cmd "$train_cmd" --beam 20 --retry-beam 100 data/dev data/lang exp/tri1 exp/tri1_ali_dev
+  python -m kdhybrid.bin.gmm_report exp/tri1_ali data/lang corpus/synth_en_$tier/meta/train.utts.jsonl
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  log "Stage 6: decoding graph and tri1 decoding of dev"
+  steps/mkgraph.sh data/lang_test_tgsmall exp/tri1 exp/tri1/graph_tgsmall
+  steps/decode_gmm.sh --nj $nj --cmd "$decode_cmd" exp/tri1/graph_tgsmall data/dev exp/tri1/decode_tgsmall_dev
 fi
 
 log "Done."

@@ -1,0 +1,38 @@
+"""Word error rates, Kaldi's way of reporting them, with jiwer doing the counting."""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import jiwer
+
+
+def wer_counts(refs: Dict[str, str], hyps: Dict[str, str]) -> Dict[str, float]:
+    """Totals over the utterances of ``refs`` (a missing hypothesis counts as empty):
+    words, errors, insertions, deletions, substitutions, WER (%) and sentence errors."""
+    keys = list(refs)
+    r = [refs[k] for k in keys]
+    h = [hyps.get(k, "") for k in keys]
+    nonempty = [i for i, x in enumerate(r) if x.strip()]
+    out = jiwer.process_words([r[i] for i in nonempty], [h[i] if h[i].strip() else "<empty>" for i in nonempty])
+    # jiwer needs a non-empty hypothesis; an empty one is scored as one inserted <empty>:
+    # take that insertion back.
+    empties = sum(1 for i in nonempty if not h[i].strip())
+    words = sum(len(r[i].split()) for i in nonempty)
+    ins = out.insertions - empties
+    errs = out.substitutions + out.deletions + ins
+    sent_err = sum(1 for k in keys if refs[k].split() != hyps.get(k, "").split())
+    return {
+        "wer": round(100.0 * errs / max(words, 1), 2),
+        "errors": int(errs),
+        "words": int(words),
+        "ins": int(ins),
+        "del": int(out.deletions),
+        "sub": int(out.substitutions),
+        "sentences": len(keys),
+        "sentence_errors": sent_err,
+    }
+
+
+def kaldi_wer_line(c: Dict[str, float]) -> str:
+    """``%WER 12.34 [ 123 / 1000, 10 ins, 20 del, 93 sub ]`` as Kaldi's compute-wer prints."""
+    return f"%WER {c['wer']:.2f} [ {c['errors']} / {c['words']}, {c['ins']} ins, {c['del']} del, {c['sub']} sub ]"
