@@ -111,3 +111,23 @@ def test_tri1_decodes_dev_better_than_chance(gmm):
     best = (d / "exp/tri1/decode_small_dev/best_wer").read_text()
     assert best.startswith("%WER ") and f"[ {w['errors']} / {w['words']}," in best
     assert w["sentences"] == 50 and w["wer"] < 95.0
+
+
+def test_cuts_carry_senone_labels(gmm):
+    from lhotse import CutSet
+
+    from kdhybrid.data.cuts import make_cuts, pdf_alignments
+
+    d, _ = gmm
+    counts = make_cuts(d / "data/train", d / "data/cuts_test", d / "exp/tri1_ali")
+    cuts = CutSet.from_file(d / "data/cuts_test/cuts.jsonl.gz")
+    alis, num_pdfs = pdf_alignments(d / "exp/tri1_ali")
+    assert counts["cuts"] == len(cuts) == len(alis) and num_pdfs == 200
+    m = GmmHmm.load(d / "exp/tri1")
+    raw = read_alignments(d / "exp/tri1_ali")
+    for cut in list(cuts)[:20]:
+        utt = cut.supervisions[0].id
+        lab = cut.load_custom("pdf_ali")
+        assert lab.shape == (cut.num_frames,) == (cut.load_features().shape[0],)
+        np.testing.assert_array_equal(lab, m.tid2pdf()[raw[utt]])
+        assert cut.load_custom("cmvn").shape == (2, 41)

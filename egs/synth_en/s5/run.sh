@@ -80,6 +80,9 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   steps/align.sh --nj $nj --cmd "$train_cmd" --beam 20 --retry-beam 100 data/train data/lang exp/tri1 exp/tri1_ali
   steps/align.sh --nj $nj --cmd "$train_cmd" --beam 20 --retry-beam 100 data/dev data/lang exp/tri1 exp/tri1_ali_dev
   python -m kdhybrid.bin.gmm_report exp/tri1_ali data/lang corpus/synth_en_$tier/meta/train.utts.jsonl
+  for x in train dev; do
+    python -m kdhybrid.bin.make_cuts --ali-dir exp/tri1_ali$([ $x = dev ] && echo _dev) data/$x data/cuts/$x
+  done
 fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
