@@ -16,6 +16,9 @@ def main() -> int:
     p.add_argument("out_dir")
     a = p.parse_args()
     c = make_cuts(a.data_dir, a.out_dir, a.ali_dir)
+    from pathlib import Path
+
+    (Path(a.out_dir) / "make_cuts.json").write_text(json.dumps(dict(c, data_dir=a.data_dir, ali_dir=a.ali_dir), indent=1) + "\n")
     print(f"make_cuts: {a.out_dir}/cuts.jsonl.gz: {json.dumps(c)}")
     return 0
 

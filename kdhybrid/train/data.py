@@ -1,0 +1,159 @@
+"""Training data: lhotse cuts -> padded batches of CMVN'd features and senone labels.
+
+A batch is ``{"feats": (N, T, F) float32, "lengths": (N,) int64, "labels": (N, T) int64
+(-100 on padding), "ids": [cut ids]}``. Batches come from lhotse's
+``DynamicBucketingSampler`` (similar durations together, ``max_duration`` seconds a batch);
+for data-parallel training every *global* batch is split across ranks
+(:class:`RankShardedBatches`), so N processes see exactly the batches one process would.
+
+Checks on every cut, with errors that name it: labels and features of different lengths, a
+label beyond the model's outputs, NaN/inf in the features. With ``skip_bad`` such cuts are
+skipped and counted instead.
+"""
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+log = logging.getLogger("kdhybrid.train")
+
+
+class BadCutError(ValueError):
+    pass
+
+
+@dataclass
+class SpecAugment:
+    """SpecAugment-style masking of (T, F) features: ``num_time`` masks of up to
+    ``max_time`` frames and ``num_freq`` masks of up to ``max_freq`` bins, set to 0 (the mean
+    after CMVN)."""
+
+    num_time: int = 2
+    max_time: int = 20
+    num_freq: int = 2
+    max_freq: int = 8
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        x = x.copy()
+        t, f = x.shape
+        for _ in range(self.num_freq):
+            w = int(rng.integers(0, self.max_freq + 1))
+            s = int(rng.integers(0, max(f - w, 1)))
+            x[:, s : s + w] = 0.0
+        for _ in range(self.num_time):
+            w = int(rng.integers(0, min(self.max_time, max(t // 5, 1)) + 1))
+            s = int(rng.integers(0, max(t - w, 1)))
+            x[s : s + w] = 0.0
+        return x
+
+
+def load_example(cut, num_pdfs: Optional[int] = None, norm_vars: bool = False, need_labels: bool = True):
+    """(features (T, F) float32 after CMVN, labels (T,) int64 or None) of one cut, checked."""
+    from kdhybrid.data.cuts import CMVN_FIELD, LABEL_FIELD
+    from kdhybrid.features.cmvn import apply_cmvn
+
+    x = cut.load_features()
+    if not np.isfinite(x).all():
+        raise BadCutError(f"cut '{cut.id}': features contain NaN or inf")
+    if cut.has_custom(CMVN_FIELD):
+        x = apply_cmvn(x, cut.load_custom(CMVN_FIELD), norm_vars)
+    y = None
+    if need_labels:
+        if not cut.has_custom(LABEL_FIELD):
+            raise BadCutError(f"cut '{cut.id}': no '{LABEL_FIELD}' labels (make the cuts with --ali-dir)")
+        y = cut.load_custom(LABEL_FIELD).astype(np.int64)
+        if len(y) != len(x):
+            raise BadCutError(f"cut '{cut.id}': {len(y)} label frames but {len(x)} feature frames")
+        if num_pdfs is not None and y.size and (y.min() < 0 or y.max() >= num_pdfs):
+            raise BadCutError(f"cut '{cut.id}': label {int(y.max())} outside the model's {num_pdfs} outputs")
+    return x.astype(np.float32), y
+
+
+def collate(examples: Sequence, ids: Sequence[str]) -> Dict[str, object]:
+    n = len(examples)
+    t = max(x.shape[0] for x, _ in examples)
+    f = examples[0][0].shape[1]
+    feats = torch.zeros(n, t, f)
+    labels = torch.full((n, t), -100, dtype=torch.int64)
+    lengths = torch.zeros(n, dtype=torch.int64)
+    for i, (x, y) in enumerate(examples):
+        feats[i, : len(x)] = torch.from_numpy(x)
+        lengths[i] = len(x)
+        if y is not None:
+            labels[i, : len(y)] = torch.from_numpy(y)
+    return {"feats": feats, "lengths": lengths, "labels": labels, "ids": list(ids)}
+
+
+class CutDataset(torch.utils.data.Dataset):
+    """Map-style dataset over a CutSet, indexed by a list of cut ids (a batch)."""
+
+    def __init__(self, cuts, num_pdfs: int, spec_augment: Optional[SpecAugment] = None, skip_bad: bool = False, seed: int = 0):
+        self.cuts = cuts
+        self.num_pdfs = num_pdfs
+        self.spec_augment = spec_augment
+        self.skip_bad = skip_bad
+        self.num_skipped = 0
+        self.seed = seed
+        self.epoch = 0
+
+    def __getitem__(self, batch_ids: Sequence[str]) -> Dict[str, object]:
+        examples, ids = [], []
+        # Seeded by the batch itself (crc32, not Python's per-process salted hash), so the
+        # masks are the same in every process and after a resume.
+        rng = np.random.default_rng([self.seed, self.epoch, zlib.crc32(" ".join(batch_ids).encode())])
+        for cid in batch_ids:
+            cut = self.cuts[cid]
+            try:
+                x, y = load_example(cut, self.num_pdfs)
+            except BadCutError:
+                if not self.skip_bad:
+                    raise
+                self.num_skipped += 1
+                log.warning("skipping bad cut %s", cid)
+                continue
+            if self.spec_augment is not None:
+                x = self.spec_augment(x, rng)
+            examples.append((x, y))
+            ids.append(cid)
+        if not examples:
+            return {"feats": torch.zeros(0, 0, 0), "lengths": torch.zeros(0, dtype=torch.int64), "labels": torch.zeros(0, 0, dtype=torch.int64), "ids": []}
+        return collate(examples, ids)
+
+
+def global_batches(cuts, max_duration: float, shuffle: bool, seed: int, epoch: int, num_buckets: int = 10) -> List[List[str]]:
+    """The epoch's batches (lists of cut ids) from lhotse's DynamicBucketingSampler, made
+    deterministic by (seed, epoch): the same list in every process."""
+    import warnings
+
+    from lhotse.dataset import DynamicBucketingSampler
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*eagerly read CutSet.*")
+        sampler = DynamicBucketingSampler(
+            cuts, max_duration=max_duration, shuffle=shuffle, seed=seed, num_buckets=max(2, min(num_buckets, len(cuts) // 4)),
+            drop_last=False, world_size=1, rank=0,
+        )
+    sampler.set_epoch(epoch)
+    return [[c.id for c in batch] for batch in sampler]
+
+
+class RankShardedBatches(torch.utils.data.Sampler):
+    """Yields this rank's share of every global batch (cut ids ``i`` with ``i % world == rank``),
+    from ``start`` on (resuming mid-epoch is by whole epochs here)."""
+
+    def __init__(self, batches: List[List[str]], world_size: int = 1, rank: int = 0):
+        self.batches = batches
+        self.world_size, self.rank = world_size, rank
+
+    def __iter__(self) -> Iterator[List[str]]:
+        for b in self.batches:
+            part = b[self.rank :: self.world_size]
+            yield part if part else b[:1]
+
+    def __len__(self) -> int:
+        return len(self.batches)

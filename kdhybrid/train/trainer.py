@@ -1,0 +1,328 @@
+"""Frame cross-entropy training of hybrid acoustic models on lhotse cuts.
+
+* one process or data-parallel (``torchrun``: DistributedDataParallel, gloo on CPU, nccl on
+  GPU); every global batch is split across ranks and the loss is normalised by the global
+  frame count, so N processes follow the single-process trajectory on the same batches;
+* AdamW, linear warm-up then cosine decay; optional SpecAugment;
+* dev frame cross-entropy and accuracy every epoch, early stopping on dev cross-entropy;
+* a checkpoint per epoch (model, optimiser, schedule, random states, history), and
+  ``resume`` continues from the last one bit for bit (data order depends only on the seed
+  and the epoch);
+* ``final.pt`` (the best epoch by dev cross-entropy): config, weights, pdf count and the
+  log-priors of the pdfs from the training labels, everything decoding needs;
+* a log per run and a learning-curve plot (``learning_curve.png``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from kdhybrid.nnet.models import AcousticModel, ModelConfig, build_model
+from kdhybrid.train.data import CutDataset, RankShardedBatches, SpecAugment, global_batches
+
+Pathlike = Union[str, Path]
+log = logging.getLogger("kdhybrid.train")
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    epochs: int = 8
+    max_duration: float = 120.0  # seconds of audio a global batch
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    warmup_steps: int = 100
+    final_lr_ratio: float = 0.05
+    grad_clip: float = 5.0
+    spec_augment: bool = True
+    patience: int = 3  # early stopping: epochs without dev improvement
+    seed: int = 1
+    num_workers: int = 1  # DataLoader worker processes a rank
+    skip_bad: bool = False
+    threads: int = 0  # torch threads a rank (0: cores / ranks)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        m = ModelConfig(**d.pop("model", {}))
+        return cls(model=m, **d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------- distributed
+
+
+def dist_info() -> Tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size(), torch.distributed.get_rank()
+    return 1, 0
+
+
+def init_distributed() -> Tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    return dist_info()
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    if dist_info()[0] > 1:
+        torch.distributed.all_reduce(t)
+    return t
+
+
+# ---------------------------------------------------------------- priors, checkpoints
+
+
+def label_log_priors(cuts, num_pdfs: int, floor: float = 1e-8) -> torch.Tensor:
+    """(num_pdfs,) float32 log relative frequencies of the pdfs in the training labels
+    (+1 smoothing), what hybrid decoding subtracts from log posteriors."""
+    from kdhybrid.data.cuts import LABEL_FIELD
+
+    counts = np.ones(num_pdfs, dtype=np.float64)
+    for c in cuts:
+        y = c.load_custom(LABEL_FIELD)
+        counts += np.bincount(y, minlength=num_pdfs)[:num_pdfs]
+    p = np.maximum(counts / counts.sum(), floor)
+    return torch.tensor(np.log(p), dtype=torch.float32)
+
+
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def set_rng_state(s: dict) -> None:
+    torch.set_rng_state(s["torch"])
+    np.random.set_state(s["numpy"])
+    random.setstate(s["python"])
+
+
+def atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def save_final(path: Path, model: AcousticModel, log_priors: torch.Tensor, extra: dict) -> None:
+    atomic_save({"model_config": model.cfg.to_dict(), "state_dict": model.state_dict(), "num_pdfs": model.cfg.num_pdfs,
+                 "log_priors": log_priors, **extra}, path)
+
+
+def load_final(path: Pathlike, map_location: str = "cpu") -> Tuple[AcousticModel, torch.Tensor, dict]:
+    """(model in eval mode, log-priors (num_pdfs,), the whole checkpoint) from ``final.pt``."""
+    ck = torch.load(path, map_location=map_location)
+    model = build_model(ModelConfig(**ck["model_config"]))
+    model.load_state_dict(ck["state_dict"])
+    model.eval()
+    return model, ck["log_priors"], ck
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def frame_ce(logits: torch.Tensor, labels: torch.Tensor, subsampling: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sum of frame cross-entropy, number of frames, number correct.
+
+    :param logits: (N, T', P). :param labels: (N, T) int64, -100 on padding; with
+        subsampling every ``subsampling``-th label is used.
+    """
+    if subsampling > 1:
+        labels = labels[:, ::subsampling]
+    t = min(logits.shape[1], labels.shape[1])
+    logits, labels = logits[:, :t], labels[:, :t]
+    mask = labels >= 0
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum")
+    correct = ((logits.argmax(-1) == labels) & mask).sum()
+    return ce, mask.sum(), correct
+
+
+def evaluate(model: AcousticModel, cuts, cfg: TrainConfig, num_pdfs: int) -> Dict[str, float]:
+    """Dev frame cross-entropy and accuracy (each rank a share of the batches, summed)."""
+    world, rank = dist_info()
+    ds = CutDataset(cuts, num_pdfs, None, cfg.skip_bad, cfg.seed)
+    batches = global_batches(cuts, cfg.max_duration, False, cfg.seed, 0)
+    mine = batches[rank::world]
+    tot = torch.zeros(3, dtype=torch.float64)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for b in mine:
+            batch = ds[b]
+            out, _ = model(batch["feats"], batch["lengths"])
+            ce, n, c = frame_ce(out["main"], batch["labels"], model.cfg.subsampling)
+            tot += torch.tensor([ce.item(), n.item(), c.item()], dtype=torch.float64)
+    model.train(was_training)
+    all_reduce_sum(tot)
+    return {"ce": tot[0].item() / max(tot[1].item(), 1), "acc": tot[2].item() / max(tot[1].item(), 1), "frames": int(tot[1].item())}
+
+
+def lr_lambda(cfg: TrainConfig, total_steps: int):
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        prog = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+        return cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * prog))
+    return f
+
+
+def train(
+    cfg: TrainConfig, train_cuts: Pathlike, dev_cuts: Pathlike, exp_dir: Pathlike, resume: bool = False,
+    init_from: Optional[Pathlike] = None, stop_after: Optional[int] = None,
+) -> dict:
+    """Train into ``exp_dir``; returns the history. Run under ``torchrun`` for data-parallel.
+
+    :param stop_after: end this run after that epoch (as if interrupted there; the schedule
+        still spans ``cfg.epochs``), to be continued with ``resume``.
+    """
+    from lhotse import CutSet
+
+    world, rank = init_distributed()
+    exp = Path(exp_dir)
+    if rank == 0:
+        (exp / "log").mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // world))
+    tr = CutSet.from_file(train_cuts).to_eager()
+    dv = CutSet.from_file(dev_cuts).to_eager()
+    num_pdfs = cfg.model.num_pdfs
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    random.seed(cfg.seed)
+    model = build_model(cfg.model)
+    if init_from:
+        init_model, _, _ = load_final(init_from)
+        missing = model.load_state_dict(init_model.state_dict(), strict=False)
+        log.info("initialised from %s (%s)", init_from, missing)
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = len(global_batches(tr, cfg.max_duration, True, cfg.seed, 0))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, steps_per_epoch * cfg.epochs))
+    log_priors = label_log_priors(tr, num_pdfs)
+    history: List[dict] = []
+    start_epoch = 1
+    if resume:
+        cks = sorted(exp.glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+        if cks:
+            ck = torch.load(cks[-1], map_location="cpu")
+            model.load_state_dict(ck["state_dict"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            history = ck["history"]
+            set_rng_state(ck["rng"][rank] if isinstance(ck["rng"], list) else ck["rng"])
+            start_epoch = ck["epoch"] + 1
+            log.info("resuming after epoch %d from %s", ck["epoch"], cks[-1])
+    if rank == 0:
+        (exp / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
+    dataset = CutDataset(tr, num_pdfs, SpecAugment() if cfg.spec_augment else None, cfg.skip_bad, cfg.seed)
+    best = min((h["dev_ce"] for h in history), default=float("inf"))
+    # epochs since the best one (early-stopping state, recomputed on resume)
+    bad_epochs = len(history) - 1 - min(range(len(history)), key=lambda i: history[i]["dev_ce"]) if history else 0
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        if stop_after is not None and epoch > stop_after:
+            return {"history": history, "best_dev_ce": best, "num_params": model.num_params(), "stopped": True}
+        if bad_epochs >= cfg.patience:
+            log.info("early stopping: no dev improvement for %d epochs", bad_epochs)
+            break
+        t0 = time.time()
+        dataset.epoch = epoch
+        batches = global_batches(tr, cfg.max_duration, True, cfg.seed, epoch)
+        loader = torch.utils.data.DataLoader(
+            dataset, sampler=RankShardedBatches(batches, world, rank), batch_size=None,
+            num_workers=cfg.num_workers, persistent_workers=False, prefetch_factor=4 if cfg.num_workers else 2,
+        )  # fmt: skip
+        tot = torch.zeros(3, dtype=torch.float64)
+        model.train()
+        it = loader
+        if rank == 0:
+            from tqdm import tqdm
+
+            it = tqdm(loader, total=len(batches), desc=f"epoch {epoch}", unit="batch", mininterval=10, leave=False)
+        for batch in it:
+            out, _ = ddp(batch["feats"], batch["lengths"])
+            ce, n, c = frame_ce(out["main"], batch["labels"], model.cfg.subsampling)
+            frames = all_reduce_sum(n.detach().to(torch.float64).clone())
+            loss = ce * world / frames.clamp(min=1)
+            opt.zero_grad()
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            tot += torch.tensor([ce.item(), n.item(), c.item()], dtype=torch.float64)
+        all_reduce_sum(tot)
+        dev = evaluate(model, dv, cfg, num_pdfs)
+        rec = {
+            "epoch": epoch,
+            "train_ce": tot[0].item() / max(tot[1].item(), 1),
+            "train_acc": tot[2].item() / max(tot[1].item(), 1),
+            "dev_ce": dev["ce"],
+            "dev_acc": dev["acc"],
+            "lr": sched.get_last_lr()[0],
+            "seconds": round(time.time() - t0, 1),
+            "train_frames": int(tot[1].item()),
+            "frames_per_second": round(tot[1].item() / max(time.time() - t0, 1e-9), 1),
+            "skipped_cuts": dataset.num_skipped,
+        }
+        history.append(rec)
+        if dev["ce"] < best:
+            best, bad_epochs = dev["ce"], 0
+            if rank == 0:
+                save_final(exp / "best.pt", model, log_priors, {"epoch": epoch, "train_config": cfg.to_dict()})
+        else:
+            bad_epochs += 1
+        # Every rank's random state, so a resumed data-parallel run is exact too.
+        states = [None] * world
+        if world > 1:
+            torch.distributed.all_gather_object(states, rng_state())
+        else:
+            states = [rng_state()]
+        if rank == 0:
+            atomic_save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                         "history": history, "rng": states, "epoch": epoch, "config": cfg.to_dict()}, exp / f"epoch-{epoch}.pt")
+            log.info(json.dumps(rec))
+    if rank == 0:
+        ck = torch.load(exp / "best.pt", map_location="cpu")
+        ck["history"] = history
+        ck["num_params"] = model.num_params()
+        ck["train_seconds"] = round(sum(h["seconds"] for h in history), 1)
+        atomic_save(ck, exp / "final.pt")
+        (exp / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+        plot_learning_curve(history, exp / "learning_curve.png", title=f"{cfg.model.arch} ({model.num_params() / 1e6:.2f} M params)")
+    return {"history": history, "best_dev_ce": best, "num_params": model.num_params()}
+
+
+def plot_learning_curve(history: List[dict], path: Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax[0].plot(ep, [h["train_ce"] for h in history], "o-", label="train")
+    ax[0].plot(ep, [h["dev_ce"] for h in history], "s-", label="dev")
+    ax[0].set_xlabel("epoch")
+    ax[0].set_ylabel("frame cross-entropy")
+    ax[0].legend()
+    ax[1].plot(ep, [100 * h["train_acc"] for h in history], "o-", label="train")
+    ax[1].plot(ep, [100 * h["dev_acc"] for h in history], "s-", label="dev")
+    ax[1].set_xlabel("epoch")
+    ax[1].set_ylabel("frame accuracy (%)")
+    ax[1].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,161 @@
+"""The acoustic model zoo and its training: shapes, heads, bad input, checkpoint resume
+bit for bit, and data-parallel training equal to one process."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from kdhybrid.nnet.models import ARCHS, ModelConfig, build_model
+from kdhybrid.train.data import BadCutError, load_example
+from kdhybrid.train.trainer import TrainConfig, load_final, train
+
+NUM_PDFS = 12
+
+
+def make_cuts(path, n=24, seed=0, bad=None):
+    """Synthetic cuts: features whose first dims encode the label (learnable), written with
+    lhotse's writers, labels as TemporalArray, CMVN stats as an Array."""
+    from lhotse import CutSet, MonoCut
+    from lhotse.features.io import NumpyFilesWriter
+    from lhotse.features.base import Features
+
+    rng = np.random.default_rng(seed)
+    cuts = []
+    with NumpyFilesWriter(path / "arrays") as w:
+        for i in range(n):
+            t = int(rng.integers(60, 140))
+            lab = np.repeat(rng.integers(0, NUM_PDFS, t // 10 + 1), 10)[:t].astype(np.int32)
+            x = rng.standard_normal((t, 40)).astype(np.float32)
+            x[np.arange(t), lab] += 3.0
+            if bad == "nan" and i == 3:
+                x[5, 5] = np.nan
+            if bad == "length" and i == 3:
+                lab = lab[:-5]
+            if bad == "pdf" and i == 3:
+                lab[0] = NUM_PDFS + 7
+            cid = f"spk{i % 3}-utt{i:03d}"
+            info = w.store_array(f"f_{cid}", x)
+            feats = Features(type="fbank", num_frames=t, num_features=40, frame_shift=0.01, sampling_rate=16000,
+                             start=0, duration=t * 0.01, storage_type=info.storage_type, storage_path=info.storage_path,
+                             storage_key=info.storage_key)
+            cut = MonoCut(id=cid, start=0, duration=t * 0.01, channel=0, features=feats)
+            cut = cut.with_custom("pdf_ali", w.store_array(cid, lab, frame_shift=0.01, temporal_dim=0))
+            cut = cut.with_custom("cmvn", w.store_array(f"cmvn_{cid}", np.stack([np.r_[np.zeros(40), 1.0], np.r_[np.ones(40) * 1.0, 0.0]])))
+            cuts.append(cut)
+    cs = CutSet.from_cuts(cuts)
+    cs.to_file(path / "cuts.jsonl.gz")
+    return path / "cuts.jsonl.gz"
+
+
+def small_cfg(**kw):
+    m = dict(arch="tdnn", num_pdfs=NUM_PDFS, hidden=48, num_layers=3, dropout=0.0)
+    m.update(kw.pop("model", {}))
+    base = dict(model=m, epochs=2, max_duration=2.0, lr=3e-3, warmup_steps=2, spec_augment=False, num_workers=0, threads=1, seed=3)
+    base.update(kw)
+    return TrainConfig.from_dict(base)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+@pytest.mark.parametrize("sub", [1, 3])
+def test_models_shapes_heads_context(arch, sub):
+    m = build_model(ModelConfig(arch=arch, num_pdfs=NUM_PDFS, hidden=32, num_layers=3, lstm_hidden=16, subsampling=sub))
+    m.add_head("distill", NUM_PDFS)
+    m.add_head("phones", 7)
+    x, lengths = torch.randn(3, 50, 40), torch.tensor([50, 31, 10])
+    out, ol = m(x, lengths)
+    assert out["main"].shape == (3, -(-50 // sub), NUM_PDFS) and out["phones"].shape[-1] == 7
+    assert ol.tolist() == [-(-50 // sub), -(-31 // sub), -(-10 // sub)]
+    lp = m.log_posteriors(x, lengths)
+    assert lp.shape == (3, 50, NUM_PDFS)
+    torch.testing.assert_close(lp.exp().sum(-1), torch.ones(3, 50))
+    if arch == "tdnn":
+        assert m.left_context == m.right_context == 2 + 1 + 1  # 3 layers: {-2..2}, {-1,0,1}, {-1,0,1}
+        # Context is what it says: frame 25 does not change when frames far away do.
+        x2 = x.clone()
+        x2[:, 40:] += 100.0
+        if sub == 1:
+            a, _ = m.eval()(x, lengths)
+            b, _ = m(x2, lengths)
+            torch.testing.assert_close(a["main"][0, 25], b["main"][0, 25])
+
+
+@pytest.mark.parametrize("bad,match", [("nan", "NaN"), ("length", "label frames but"), ("pdf", "outside the model's")])
+def test_bad_input_names_the_cut(tmp_path, bad, match):
+    from lhotse import CutSet
+
+    cuts = CutSet.from_file(make_cuts(tmp_path, n=5, bad=bad)).to_eager()
+    bad_cut = cuts["spk0-utt003"]
+    with pytest.raises(BadCutError, match=f"cut 'spk0-utt003': .*{match}"):
+        load_example(bad_cut, NUM_PDFS)
+    load_example(cuts["spk1-utt001"], NUM_PDFS)
+    # With skip_bad the trainer skips and counts it.
+    r = train(small_cfg(epochs=1, skip_bad=True), tmp_path / "cuts.jsonl.gz", tmp_path / "cuts.jsonl.gz", tmp_path / "exp")
+    assert r["history"][-1]["skipped_cuts"] >= 1
+    with pytest.raises(BadCutError):
+        train(small_cfg(epochs=1), tmp_path / "cuts.jsonl.gz", tmp_path / "cuts.jsonl.gz", tmp_path / "exp2")
+
+
+def test_training_learns_and_final_pt_loads(tmp_path):
+    cuts = make_cuts(tmp_path)
+    r = train(small_cfg(epochs=4), cuts, cuts, tmp_path / "exp")
+    h = r["history"]
+    assert h[-1]["dev_acc"] > 0.5 and h[-1]["dev_ce"] < h[0]["dev_ce"]
+    model, priors, ck = load_final(tmp_path / "exp/final.pt")
+    assert priors.shape == (NUM_PDFS,) and abs(priors.exp().sum().item() - 1) < 1e-5
+    assert ck["num_pdfs"] == NUM_PDFS and ck["model_config"]["arch"] == "tdnn"
+    assert (tmp_path / "exp/learning_curve.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "exp/history.json").read_text())[-1]["epoch"] == 4
+
+
+def test_resume_is_bit_for_bit(tmp_path):
+    cuts = make_cuts(tmp_path)
+    cfg = small_cfg(epochs=3, spec_augment=True, model={"dropout": 0.2})
+    train(cfg, cuts, cuts, tmp_path / "full")
+    # Interrupted after epoch 2, then resumed.
+    cfg2 = small_cfg(epochs=3, spec_augment=True, model={"dropout": 0.2})
+    r = train(cfg2, cuts, cuts, tmp_path / "part", stop_after=2)
+    assert r["stopped"] and not (tmp_path / "part/epoch-3.pt").exists()
+    train(cfg2, cuts, cuts, tmp_path / "part", resume=True)
+    a = torch.load(tmp_path / "full/epoch-3.pt")["state_dict"]
+    b = torch.load(tmp_path / "part/epoch-3.pt")["state_dict"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_data_parallel_matches_one_process(tmp_path, repo, venv_env):
+    """2 processes (DistributedDataParallel, gloo) against 1 on the same global batches."""
+    cuts = make_cuts(tmp_path, n=30)
+    cfg_yaml = tmp_path / "c.yaml"
+    cfg_yaml.write_text(
+        "model: {arch: tdnn, hidden: 48, num_layers: 3, dropout: 0.0}\n"
+        "epochs: 2\nmax_duration: 4.0\nlr: 0.003\nwarmup_steps: 2\nspec_augment: false\nnum_workers: 0\nthreads: 1\nseed: 5\n"
+    )
+    base = ["--config", str(cfg_yaml), "--num-pdfs", str(NUM_PDFS), str(cuts), str(cuts)]
+    r1 = subprocess.run([sys.executable, "-m", "kdhybrid.bin.train_nnet", *base, str(tmp_path / "one")], env=venv_env, capture_output=True, text=True)
+    assert r1.returncode == 0, r1.stderr[-2000:]
+    r2 = subprocess.run([sys.executable, "-m", "kdhybrid.bin.launch", "--nproc", "2", "-m", "kdhybrid.bin.train_nnet",
+                         *base, str(tmp_path / "two")], env=venv_env, capture_output=True, text=True)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    assert "world size 2" in r2.stdout
+    a = torch.load(tmp_path / "one/epoch-2.pt")["state_dict"]
+    b = torch.load(tmp_path / "two/epoch-2.pt")["state_dict"]
+    diff = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert diff < 1e-4, diff
+    h1 = json.loads((tmp_path / "one/history.json").read_text())
+    h2 = json.loads((tmp_path / "two/history.json").read_text())
+    assert abs(h1[-1]["dev_ce"] - h2[-1]["dev_ce"]) < 1e-4
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_outputs_do_not_depend_on_batch_padding(arch):
+    """An utterance's posteriors are the same alone and padded in a batch (edges repeated per
+    utterance): what makes batching, data-parallel training and dumping consistent."""
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(arch=arch, num_pdfs=NUM_PDFS, hidden=32, num_layers=3, lstm_hidden=16, dropout=0.0)).eval()
+    x = torch.randn(2, 60, 40)
+    alone = m.log_posteriors(x[1:, :37], torch.tensor([37]))
+    batched = m.log_posteriors(x, torch.tensor([60, 37]))[1:, :37]
+    torch.testing.assert_close(alone, batched, rtol=1e-5, atol=1e-5)
