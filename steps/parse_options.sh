@@ -8,8 +8,8 @@
 #
 # Then `--nj 8 --cmd "steps/run.py --max-jobs-run 2"` overrides the defaults. Dashes in
 # option names map to underscores (--max-active -> max_active). An option with no
-# default in the script is an error. `--config FILE` sources FILE (name=value lines)
-# first. `--help` or `-h` prints $help_message (the script's usage text) and exits.
+# default in the script is an error. `--config FILE` sources FILE (name=value lines),
+# unless the script has its own `config` variable (then --config sets it, like any option). `--help` or `-h` prints $help_message (the script's usage text) and exits.
 # Positional arguments are left in "$@".
 
 while true; do
@@ -19,6 +19,7 @@ while true; do
       if [ -z "${help_message:-}" ]; then echo "No help found." 1>&2; else printf '%s\n' "$help_message" 1>&2; fi
       exit 0 ;;
     --config)
+      if [ -n "${config+x}" ]; then config=$2; shift 2; continue; fi
       [ $# -ge 2 ] || { echo "$0: --config needs a file" 1>&2; exit 1; }
       [ -f "$2" ] || { echo "$0: config file $2 does not exist" 1>&2; exit 1; }
       . "$2" || exit 1

@@ -61,3 +61,11 @@ echo "$nj $max_active $use_gpu $@"
 def test_run_py_entry_point(tmp_path, repo, venv_env):
     r = subprocess.run([sys.executable, str(repo / "steps/run.py"), str(tmp_path / "a.log"), "false"], env=venv_env, capture_output=True, text=True)
     assert r.returncode == 1 and "1 / 1 failed" in r.stderr
+
+
+def test_parse_options_config_variable(tmp_path, repo):
+    """A script with its own `config` variable gets --config as a value, not sourced."""
+    script = tmp_path / "s.sh"
+    script.write_text(f"config=conf/a.yaml\nnj=1\n. {repo}/steps/parse_options.sh || exit 1\necho \"$config $nj\"\n")
+    r = subprocess.run(["bash", str(script), "--config", "conf/b.yaml", "--nj", "2"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "conf/b.yaml 2"

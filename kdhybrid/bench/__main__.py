@@ -1,13 +1,13 @@
 """``python -m kdhybrid.bench <name>``: run one benchmark and print its figures.
 
-Available: posterior-io, fbank.
+Available: posterior-io, fbank, train-throughput.
 """
 import argparse
 import sys
 
-from kdhybrid.bench import fbank, posterior_io
+from kdhybrid.bench import fbank, posterior_io, train_throughput
 
-BENCHES = {"posterior-io": posterior_io, "fbank": fbank}
+BENCHES = {"posterior-io": posterior_io, "fbank": fbank, "train-throughput": train_throughput}
 
 
 def main() -> int:

@@ -13,6 +13,8 @@
 #      (the senone labels of the neural models) and their phone-boundary agreement with the
 #      synthesiser's timings (exp/tri1_ali/boundaries.json)
 #   6  decoding graph exp/tri1/graph_tgsmall and tri1 decoding of dev (Kaldi's decoder)
+#   7  the acoustic model zoo on the tri1 senone labels, frame cross-entropy:
+#      exp/{tdnn,blstm,cnn_tdnn} (configs in conf/; data-parallel with --num-procs)
 #
 # e.g.: ./run.sh --tier tiny             # everything on the small tier
 #       ./run.sh --stage 3 --stop-stage 3
@@ -23,6 +25,7 @@ tier=default        # corpus tier: tiny | default | large
 nj=$(nproc)
 tgsmall_prune=1e-6  # relative-entropy threshold of the decoding-graph 3-gram
 fglarge_prune=1e-8  # ... of the rescoring 4-gram
+zoo="tdnn blstm cnn_tdnn"  # stage 7's architectures (conf/<arch>.yaml)
 tri1_leaves=        # default: by tier (tiny 200, default 1200, large 2000)
 tri1_gauss=         # default: by tier (tiny 1500, default 8000, large 15000)
 
@@ -89,6 +92,13 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: decoding graph and tri1 decoding of dev"
   steps/mkgraph.sh data/lang_test_tgsmall exp/tri1 exp/tri1/graph_tgsmall
   steps/decode_gmm.sh --nj $nj --cmd "$decode_cmd" exp/tri1/graph_tgsmall data/dev exp/tri1/decode_tgsmall_dev
+fi
+
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  log "Stage 7: acoustic model zoo (frame cross-entropy on tri1 senones)"
+  for arch in $zoo; do
+    steps/train_nnet.sh --config conf/$arch.yaml data/train exp/tri1_ali exp/$arch
+  done
 fi
 
 log "Done."
