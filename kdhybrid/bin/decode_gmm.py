@@ -10,10 +10,9 @@ import time
 from pathlib import Path
 
 from kdhybrid.decode.kaldi_backend import DecoderOptions, KaldiDecoder
-from kdhybrid.decode.scoring import kaldi_wer_line, wer_counts
+from kdhybrid.decode.scoring import kaldi_wer_line, score_decode_dir
 from kdhybrid.gmm.feats import GmmFeatConfig, iter_gmm_features
 from kdhybrid.gmm.model import GmmHmm
-from kdhybrid.io.tables import atomic_write_text, read_text_table
 
 
 def main() -> int:
@@ -43,12 +42,8 @@ def main() -> int:
         hyps[utt] = " ".join(words[w] for w in wids)
         frames += f.shape[0]
     elapsed = time.time() - t0
-    refs = dict(read_text_table(Path(a.data_dir) / "text", min_fields=1))
-    c = wer_counts(refs, hyps)
-    atomic_write_text(dec_dir / "hyp.txt", "".join(f"{u} {h}\n" for u, h in sorted(hyps.items())))
-    c.update(rtf=round(elapsed / (frames * 0.01), 4), no_final_state=failed, acwt=a.acwt, beam=a.beam)
-    atomic_write_text(dec_dir / "wer.json", json.dumps(c, indent=1) + "\n")
-    atomic_write_text(dec_dir / "best_wer", kaldi_wer_line(c) + f" {dec_dir}/hyp.txt\n")
+    extra = dict(rtf=round(elapsed / max(frames * 0.01, 1e-9), 4), no_final_state=failed, acwt=a.acwt, beam=a.beam)
+    c = score_decode_dir(a.data_dir, dec_dir, hyps, extra)
     print(f"decode_gmm: {a.data_dir}: {kaldi_wer_line(c)}, RTF {c['rtf']}")
     return 0
 

@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from kdhybrid.decode.scoring import kaldi_wer_line, wer_counts
-from kdhybrid.io.tables import atomic_write_text, read_text_table
+from kdhybrid.decode.scoring import kaldi_wer_line, score_decode_dir
+from kdhybrid.io.tables import read_text_table
 
 
 def main() -> int:
@@ -26,12 +26,7 @@ def main() -> int:
         w = json.loads((part / "wer.json").read_text())
         rtf_num += w["rtf"] * w["words"]
         rtf_den += w["words"]
-    refs = dict(read_text_table(Path(a.data_dir) / "text", min_fields=1))
-    c = wer_counts(refs, hyps)
-    c["rtf_per_job"] = round(rtf_num / max(rtf_den, 1), 4)
-    atomic_write_text(d / "hyp.txt", "".join(f"{u} {h}\n" for u, h in sorted(hyps.items())))
-    atomic_write_text(d / "wer.json", json.dumps(c, indent=1) + "\n")
-    atomic_write_text(d / "best_wer", kaldi_wer_line(c) + f" {d}/hyp.txt\n")
+    c = score_decode_dir(a.data_dir, d, hyps, {"rtf_per_job": round(rtf_num / max(rtf_den, 1), 4)})
     print(f"{d}: {kaldi_wer_line(c)}")
     return 0
 

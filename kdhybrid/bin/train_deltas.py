@@ -4,10 +4,9 @@ tree from earlier alignments, converted alignments, EM with realignment and mix-
 e.g.: python -m kdhybrid.bin.train_deltas --nj 2 1000 8000 data/train data/lang exp/mono exp/tri1
 """
 import argparse
-import logging
 import sys
-from pathlib import Path
 
+from kdhybrid.bin._common import setup_logging
 from kdhybrid.gmm.train import DeltasConfig, train_deltas
 
 
@@ -25,9 +24,7 @@ def main() -> int:
     p.add_argument("ali_dir")
     p.add_argument("exp_dir")
     a = p.parse_args()
-    Path(a.exp_dir, "log").mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        handlers=[logging.StreamHandler(), logging.FileHandler(Path(a.exp_dir, "log", "train.log"), mode="w")])
+    setup_logging(a.exp_dir)
     cfg = DeltasConfig(num_leaves=a.num_leaves, tot_gauss=a.tot_gauss, min_count=a.min_count)
     cfg.em.num_iters = a.num_iters
     cfg.em.realign_iters = tuple(i for i in cfg.em.realign_iters if i < a.num_iters)

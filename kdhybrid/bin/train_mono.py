@@ -4,10 +4,9 @@ realignment, Gaussian mix-up, silence boost.
 e.g.: python -m kdhybrid.bin.train_mono --nj 2 --tot-gauss 1000 data/train data/lang exp/mono
 """
 import argparse
-import logging
 import sys
-from pathlib import Path
 
+from kdhybrid.bin._common import setup_logging
 from kdhybrid.gmm.train import MonoConfig, train_mono
 
 
@@ -23,9 +22,7 @@ def main() -> int:
     p.add_argument("lang_dir")
     p.add_argument("exp_dir")
     a = p.parse_args()
-    Path(a.exp_dir, "log").mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        handlers=[logging.StreamHandler(), logging.FileHandler(Path(a.exp_dir, "log", "train.log"), mode="w")])
+    setup_logging(a.exp_dir)
     cfg = MonoConfig()
     cfg.em.num_iters = a.num_iters
     cfg.em.tot_gauss = a.tot_gauss

@@ -36,3 +36,21 @@ def wer_counts(refs: Dict[str, str], hyps: Dict[str, str]) -> Dict[str, float]:
 def kaldi_wer_line(c: Dict[str, float]) -> str:
     """``%WER 12.34 [ 123 / 1000, 10 ins, 20 del, 93 sub ]`` as Kaldi's compute-wer prints."""
     return f"%WER {c['wer']:.2f} [ {c['errors']} / {c['words']}, {c['ins']} ins, {c['del']} del, {c['sub']} sub ]"
+
+
+def score_decode_dir(data_dir, decode_dir, hyps: Dict[str, str], extra: Dict[str, object] = None) -> Dict[str, float]:
+    """Score ``hyps`` against ``<data_dir>/text`` and write the decode dir's scoring files:
+    ``hyp.txt`` (Kaldi text), ``wer.json`` (counts + ``extra``), ``best_wer`` (Kaldi's line)."""
+    import json
+    from pathlib import Path
+
+    from kdhybrid.io.tables import atomic_write_text, read_text_table
+
+    d = Path(decode_dir)
+    refs = dict(read_text_table(Path(data_dir) / "text", min_fields=1))
+    c = wer_counts(refs, hyps)
+    c.update(extra or {})
+    atomic_write_text(d / "hyp.txt", "".join(f"{u} {h}\n" for u, h in sorted(hyps.items())))
+    atomic_write_text(d / "wer.json", json.dumps(c, indent=1) + "\n")
+    atomic_write_text(d / "best_wer", kaldi_wer_line(c) + f" {d}/hyp.txt\n")
+    return c
