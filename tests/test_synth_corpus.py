@@ -184,3 +184,28 @@ def test_normalize_sentence():
     assert normalize_sentence('"Don\'t panic," he said -- twice.') == "DON'T PANIC HE SAID TWICE"
     assert normalize_sentence("In 1984 it rained.") is None
     assert normalize_sentence("Cost: $5") is None
+
+
+def test_librispeech_recipe_prepares_a_librispeech_layout_corpus(tiny_recipe, tmp_path, repo, venv_env):
+    """egs/librispeech/s5 differs from synth_en only in its data step: run that step on the
+    tiny synth_en corpus arranged under LibriSpeech's part names."""
+    ls = tmp_path / "LibriSpeech"
+    ls.mkdir()
+    corpus = tiny_recipe / "corpus" / "synth_en_tiny"
+    for part, split in (("train-clean-100", "train"), ("dev-clean", "dev"), ("test-clean", "test"), ("test-other", "test_heldout")):
+        (ls / part).symlink_to(corpus / split)
+    (ls / "SPEAKERS.TXT").symlink_to(corpus / "SPEAKERS.TXT")
+    env = dict(venv_env, KDHYBRID_ROOT=str(repo))
+    r = subprocess.run(["bash", str(repo / "egs/librispeech/s5/run.sh"), "--corpus", str(ls), "--stop-stage", "1"],
+                       cwd=repo / "egs/librispeech/s5", env=env, capture_output=True, text=True)
+    data = repo / "egs/librispeech/s5/data"
+    try:
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        for d, n in (("train", 200), ("dev", 50), ("test", 50), ("test_other", 50)):
+            assert validate_data_dir(data / d, require_text=True)["utterances"] == n
+        assert (data / "lang" / "L_disambig.fst").is_file()
+        assert (data / "local/lm/lm_text.txt").read_text().count("\n") > 100
+    finally:
+        import shutil
+
+        shutil.rmtree(data, ignore_errors=True)

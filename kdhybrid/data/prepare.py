@@ -23,10 +23,12 @@ from kdhybrid.io.tables import atomic_write_text, write_text_table
 Pathlike = Union[str, Path]
 
 
-def prepare_manifests(corpus_dir: Pathlike, manifest_dir: Pathlike, parts: Sequence[str], num_jobs: int = 1) -> Dict[str, dict]:
+def prepare_manifests(
+    corpus_dir: Pathlike, manifest_dir: Pathlike, parts: Sequence[str], num_jobs: int = 1, prefix: str = "synth_en"
+) -> Dict[str, dict]:
     """lhotse manifests of ``parts`` via ``prepare_librispeech``, fixed and validated.
 
-    Writes ``<manifest_dir>/synth_en_{recordings,supervisions}_<part>.jsonl.gz``.
+    Writes ``<manifest_dir>/<prefix>_{recordings,supervisions}_<part>.jsonl.gz``.
     :return: ``{part: {"recordings": RecordingSet, "supervisions": SupervisionSet}}``.
     """
     from lhotse import RecordingSet, SupervisionSet, fix_manifests, validate_recordings_and_supervisions
@@ -37,8 +39,8 @@ def prepare_manifests(corpus_dir: Pathlike, manifest_dir: Pathlike, parts: Seque
     out = {}
     todo = []
     for part in parts:
-        rec_p = manifest_dir / f"synth_en_recordings_{part}.jsonl.gz"
-        sup_p = manifest_dir / f"synth_en_supervisions_{part}.jsonl.gz"
+        rec_p = manifest_dir / f"{prefix}_recordings_{part}.jsonl.gz"
+        sup_p = manifest_dir / f"{prefix}_supervisions_{part}.jsonl.gz"
         if rec_p.is_file() and sup_p.is_file():
             out[part] = {
                 "recordings": RecordingSet.from_file(rec_p).to_eager(),
@@ -54,7 +56,7 @@ def prepare_manifests(corpus_dir: Pathlike, manifest_dir: Pathlike, parts: Seque
             recs, sups = fix_manifests(got[part]["recordings"], got[part]["supervisions"])
             validate_recordings_and_supervisions(recs, sups)
             for obj, name in ((recs, "recordings"), (sups, "supervisions")):
-                final = manifest_dir / f"synth_en_{name}_{part}.jsonl.gz"
+                final = manifest_dir / f"{prefix}_{name}_{part}.jsonl.gz"
                 tmp = final.with_name("tmp." + final.name)
                 obj.to_file(tmp)
                 tmp.replace(final)
@@ -133,18 +135,25 @@ def select_vocabulary(lm_sentences: Sequence[str], transcripts: Sequence[str], m
 
 
 def prepare_dict_and_lm_text(
-    data_root: Pathlike, train_dirs: Sequence[Pathlike], eval_dirs: Sequence[Pathlike], min_count: int = 2
+    data_root: Pathlike, train_dirs: Sequence[Pathlike], eval_dirs: Sequence[Pathlike], min_count: int = 2,
+    lm_sentences: Optional[Sequence[str]] = None,
 ) -> dict:
     """Write ``<data_root>/local/lm/lm_text.txt`` and the Kaldi dict dir ``<data_root>/local/dict``.
 
-    :return: counts (sentences, words, vocabulary, pronunciation sources, OOV rate of dev text).
+    :param lm_sentences: the LM text (normalised sentences); default: the Debian text
+        sources of synth_en (:func:`make_lm_text`). Evaluation transcripts are removed.
+    :return: counts (sentences, words, vocabulary, pronunciation sources).
     """
     from kdhybrid.data import text
 
     data_root = Path(data_root)
     eval_text = read_transcripts(eval_dirs)
     train_text = read_transcripts(train_dirs)
-    lm = make_lm_text(eval_text)
+    if lm_sentences is None:
+        lm = make_lm_text(eval_text)
+    else:
+        banned = set(eval_text)
+        lm = [s for s in lm_sentences if s not in banned]
     lm_dir = data_root / "local" / "lm"
     lm_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(lm_dir / "lm_text.txt", "".join(s + "\n" for s in lm))

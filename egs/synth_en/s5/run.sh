@@ -4,6 +4,7 @@
 # Stages (./run.sh --stage N --stop-stage M; each stage reads only what earlier ones wrote):
 #   0  build the corpus from the Debian TTS engines and prepare it: lhotse manifests,
 #      Kaldi data dirs data/{train,dev,test,test_heldout}, dict dir, LM text
+# and the stages every recipe shares (steps/hybrid_recipe.sh):
 #   1  lang dir data/lang (word-position-dependent phones, L.fst, L_disambig.fst)
 #   2  n-gram LMs (kaldingram): a pruned 3-gram for decoding graphs (data/lang_test_tgsmall)
 #      and a 4-gram for lattice rescoring (data/lang_test_fglarge); perplexity on dev
@@ -42,63 +43,17 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   local/prepare_synth_en.sh --tier $tier --nj $nj data
 fi
 
-if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
-  log "Stage 1: lang dir"
-  steps/prepare_lang.sh data/local/dict "<UNK>" data/local/lang_tmp data/lang
-fi
-
-if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
-  log "Stage 2: n-gram LMs and G.fst"
-  lm=data/local/lm
-  steps/train_lm.sh --order 3 --prune $tgsmall_prune --num-workers $nj --dev-text "data/dev/text data/test/text" \
-    $lm/lm_text.txt data/lang $lm/tgsmall.arpa
-  steps/format_lm.sh data/lang $lm/tgsmall.arpa data/lang_test_tgsmall
-  steps/train_lm.sh --order 4 --prune $fglarge_prune --num-workers $nj --dev-text "data/dev/text data/test/text" \
-    $lm/lm_text.txt data/lang $lm/fglarge.arpa
-  steps/format_lm.sh data/lang $lm/fglarge.arpa data/lang_test_fglarge
-fi
-
-if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
-  log "Stage 3: fbank features and CMVN"
-  for x in $splits; do
-    steps/make_fbank.sh --nj $nj --cmd "$train_cmd" data/$x exp/make_fbank/$x fbank
-    steps/compute_cmvn_stats.sh data/$x exp/make_fbank/$x fbank
-  done
-fi
-
 case $tier in
   tiny) : ${tri1_leaves:=200} ${tri1_gauss:=1500} ;;
   large) : ${tri1_leaves:=2000} ${tri1_gauss:=15000} ;;
   *) : ${tri1_leaves:=1200} ${tri1_gauss:=8000} ;;
 esac
 
-if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  log "Stage 4: monophone system"
-  steps/train_mono.sh --nj $nj --cmd "$train_cmd" data/train data/lang exp/mono
-fi
-
-if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  log "Stage 5: triphone system ($tri1_leaves leaves, $tri1_gauss Gaussians) and alignments"
-  steps/train_deltas.sh --nj $nj --cmd "$train_cmd" $tri1_leaves $tri1_gauss data/train data/lang exp/mono exp/tri1
-  steps/align.sh --nj $nj --cmd "$train_cmd" --beam 20 --retry-beam 100 data/train data/lang exp/tri1 exp/tri1_ali
-  steps/align.sh --nj $nj --cmd "$train_cmd" --beam 20 --retry-beam 100 data/dev data/lang exp/tri1 exp/tri1_ali_dev
-  python -m kdhybrid.bin.gmm_report exp/tri1_ali data/lang corpus/synth_en_$tier/meta/train.utts.jsonl
-  for x in train dev; do
-    python -m kdhybrid.bin.make_cuts --ali-dir exp/tri1_ali$([ $x = dev ] && echo _dev) data/$x data/cuts/$x
-  done
-fi
-
-if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  log "Stage 6: decoding graph and tri1 decoding of dev"
-  steps/mkgraph.sh data/lang_test_tgsmall exp/tri1 exp/tri1/graph_tgsmall
-  steps/decode_gmm.sh --nj $nj --cmd "$decode_cmd" exp/tri1/graph_tgsmall data/dev exp/tri1/decode_tgsmall_dev
-fi
-
-if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
-  log "Stage 7: acoustic model zoo (frame cross-entropy on tri1 senones)"
-  for arch in $zoo; do
-    steps/train_nnet.sh --config conf/$arch.yaml data/train exp/tri1_ali exp/$arch
-  done
+if [ $stop_stage -ge 1 ]; then
+  steps/hybrid_recipe.sh --stage $([ $stage -gt 1 ] && echo $stage || echo 1) --stop-stage $stop_stage --nj $nj \
+    --train-cmd "$train_cmd" --decode-cmd "$decode_cmd" --splits "$splits" \
+    --tgsmall-prune $tgsmall_prune --fglarge-prune $fglarge_prune --tri1-leaves $tri1_leaves --tri1-gauss $tri1_gauss \
+    --zoo "$zoo" --phone-timings corpus/synth_en_$tier/meta/train.utts.jsonl
 fi
 
 log "Done."

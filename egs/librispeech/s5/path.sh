@@ -1,0 +1,1 @@
+../../synth_en/s5/path.sh

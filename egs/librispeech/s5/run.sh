@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# LibriSpeech: the kdhybrid recipe for users who have the real corpus (it cannot be
+# downloaded here). It differs from egs/synth_en/s5 only in its data step.
+#
+# Stages (./run.sh --stage N --stop-stage M):
+#   0  lhotse's prepare_librispeech on $corpus -> data/{train,dev,test,test_other}, dict dir
+#      (CMUdict + festival G2P), LM text ($lm_text, or the training transcripts)
+# and the stages every recipe shares (steps/hybrid_recipe.sh): 1 lang, 2 LMs, 3 features,
+# 4 mono, 5 tri1 + senone alignments, 6 tri1 decoding, 7 the acoustic model zoo.
+#
+# e.g.: ./run.sh --corpus /data/LibriSpeech --lm-text /data/librispeech-lm-norm.txt.gz
+
+stage=0
+stop_stage=100
+corpus=            # the LibriSpeech dir (with train-clean-100/, dev-clean/, ...)
+lm_text=
+nj=$(nproc)
+tri1_leaves=2500
+tri1_gauss=15000
+
+. ./path.sh || exit 1
+. ./cmd.sh || exit 1
+. steps/parse_options.sh || exit 1
+set -euo pipefail
+
+log() { echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  [ -n "$corpus" ] || { echo "$0: give --corpus <LibriSpeech dir>" 1>&2; exit 1; }
+  log "Stage 0: prepare LibriSpeech from $corpus"
+  local/prepare_librispeech.sh --nj $nj --lm-text "$lm_text" $corpus data
+fi
+
+if [ $stop_stage -ge 1 ]; then
+  steps/hybrid_recipe.sh --stage $([ $stage -gt 1 ] && echo $stage || echo 1) --stop-stage $stop_stage --nj $nj \
+    --train-cmd "$train_cmd" --decode-cmd "$decode_cmd" --splits "train dev test test_other" \
+    --tri1-leaves $tri1_leaves --tri1-gauss $tri1_gauss
+fi
+
+log "Done."

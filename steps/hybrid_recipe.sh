@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The stages every kdhybrid recipe shares, after its own corpus preparation (stage 0 of
+# egs/<corpus>/s5/run.sh, which writes data/{train,dev,...}, data/local/dict and
+# data/local/lm/lm_text.txt). Run from the recipe dir; egs/*/s5/run.sh calls it.
+#   1  lang dir data/lang (word-position-dependent phones, L.fst, L_disambig.fst)
+#   2  n-gram LMs (kaldingram): a pruned 3-gram for decoding graphs (data/lang_test_tgsmall)
+#      and a 4-gram for lattice rescoring (data/lang_test_fglarge); perplexity on dev and test
+#   3  fbank features (conf/fbank.conf) and per-speaker CMVN for every split
+#   4  monophone GMM-HMM (flat start) -> exp/mono
+#   5  triphone GMM-HMM on deltas (Python decision tree) -> exp/tri1, alignments exp/tri1_ali
+#      and exp/tri1_ali_dev (the senone labels of the neural models), lhotse cuts, and, when
+#      the corpus has them, phone-boundary agreement with reference timings
+#   6  decoding graph exp/tri1/graph_tgsmall and tri1 decoding of dev (Kaldi's decoder)
+#   7  the acoustic model zoo on the tri1 senone labels, frame cross-entropy:
+#      exp/<arch> for each of --zoo (configs conf/<arch>.yaml)
+
+# Begin configuration section.
+stage=1
+stop_stage=100
+nj=2
+train_cmd=steps/run.py
+decode_cmd=steps/run.py
+splits="train dev test"
+tgsmall_prune=1e-6  # relative-entropy threshold of the decoding-graph 3-gram
+fglarge_prune=1e-8  # ... of the rescoring 4-gram
+tri1_leaves=1200
+tri1_gauss=8000
+zoo="tdnn blstm cnn_tdnn"
+phone_timings=      # corpus meta jsonl with reference phone timings (synth_en), optional
+# End configuration section.
+
+help_message="Usage: $0 [options]   (from a recipe dir: egs/<corpus>/s5)
+e.g.: $0 --stage 4 --stop-stage 5 --tri1-leaves 200 --tri1-gauss 1500"
+
+. steps/parse_options.sh || exit 1
+set -euo pipefail
+
+log() { echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  log "Stage 1: lang dir"
+  steps/prepare_lang.sh data/local/dict "<UNK>" data/local/lang_tmp data/lang
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  log "Stage 2: n-gram LMs and G.fst"
+  lm=data/local/lm
+  steps/train_lm.sh --order 3 --prune $tgsmall_prune --num-workers $nj --dev-text "data/dev/text data/test/text" \
+    $lm/lm_text.txt data/lang $lm/tgsmall.arpa
+  steps/format_lm.sh data/lang $lm/tgsmall.arpa data/lang_test_tgsmall
+  steps/train_lm.sh --order 4 --prune $fglarge_prune --num-workers $nj --dev-text "data/dev/text data/test/text" \
+    $lm/lm_text.txt data/lang $lm/fglarge.arpa
+  steps/format_lm.sh data/lang $lm/fglarge.arpa data/lang_test_fglarge
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  log "Stage 3: fbank features and CMVN"
+  for x in $splits; do
+    steps/make_fbank.sh --nj $nj --cmd "$train_cmd" data/$x exp/make_fbank/$x fbank
+    steps/compute_cmvn_stats.sh data/$x exp/make_fbank/$x fbank
+  done
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  log "Stage 4: monophone system"
+  steps/train_mono.sh --nj $nj --cmd "$train_cmd" data/train data/lang exp/mono
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  log "Stage 5: triphone system ($tri1_leaves leaves, $tri1_gauss Gaussians) and alignments"
+  steps/train_deltas.sh --nj $nj --cmd "$train_cmd" $tri1_leaves $tri1_gauss data/train data/lang exp/mono exp/tri1
+  steps/align.sh --nj $nj --cmd "$train_cmd" --beam 20 --retry-beam 100 data/train data/lang exp/tri1 exp/tri1_ali
+  steps/align.sh --nj $nj --cmd "$train_cmd" --beam 20 --retry-beam 100 data/dev data/lang exp/tri1 exp/tri1_ali_dev
+  if [ -n "$phone_timings" ]; then
+    python -m kdhybrid.bin.gmm_report exp/tri1_ali data/lang $phone_timings
+  fi
+  for x in train dev; do
+    python -m kdhybrid.bin.make_cuts --ali-dir exp/tri1_ali$([ $x = dev ] && echo _dev) data/$x data/cuts/$x
+  done
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  log "Stage 6: decoding graph and tri1 decoding of dev"
+  steps/mkgraph.sh data/lang_test_tgsmall exp/tri1 exp/tri1/graph_tgsmall
+  steps/decode_gmm.sh --nj $nj --cmd "$decode_cmd" exp/tri1/graph_tgsmall data/dev exp/tri1/decode_tgsmall_dev
+fi
+
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  log "Stage 7: acoustic model zoo (frame cross-entropy on tri1 senones)"
+  for arch in $zoo; do
+    steps/train_nnet.sh --config conf/$arch.yaml data/train exp/tri1_ali exp/$arch
+  done
+fi
+
