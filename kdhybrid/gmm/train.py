@@ -91,6 +91,31 @@ class _JobState:
     def set_alis(self, alis: Dict[str, np.ndarray]) -> None:
         self.alis = {u: a for u, a in alis.items() if u in self.feats}
 
+    def tree_stats(self, old_tm_pickle: bytes):
+        """Per-frame contexts and features of this job's utterances (for acc-tree-stats)."""
+        import pickle
+
+        from kdhybrid.gmm.tree import TidInfo, frame_contexts
+
+        info = TidInfo.of(pickle.loads(old_tm_pickle))
+        ctxs, feats = [], []
+        for u, a in self.alis.items():
+            ctxs.append(frame_contexts(a, info))
+            feats.append(self.feats[u])
+        return ctxs, feats
+
+    def convert(self, old_tm_pickle: bytes, new_model: GmmHmm) -> int:
+        """convert-ali: this job's alignments to the new model's transition-ids."""
+        import pickle
+
+        from kdhybrid.gmm.tree import TidInfo, convert_alignment
+
+        info = TidInfo.of(pickle.loads(old_tm_pickle))
+        cache: dict = {}
+        for u in list(self.alis):
+            self.alis[u] = convert_alignment(self.alis[u], info, new_model.tm, new_model.tree, cache)
+        return len(self.alis)
+
     def get_alis(self) -> Dict[str, np.ndarray]:
         return dict(self.alis)
 
@@ -288,8 +313,14 @@ def train_mono(data_dir: Pathlike, lang_dir: Pathlike, exp_dir: Pathlike, nj: in
     lang = Lang(lang_dir)
     jobs = Jobs(data_dir, lang_dir, nj, cfg.feats)
     try:
-        # Global stats from the first job's features (Kaldi uses a subset too).
-        x = np.concatenate(list(_JobState(str(jobs.dirs[0]), str(lang_dir), cfg.feats).feats.values()))[: cfg.init_subset_frames]
+        # Global stats from a subset of the features (the first job's, as Kaldi uses a subset).
+        chunks, n = [], 0
+        for _, f in iter_gmm_features(jobs.dirs[0], cfg.feats):
+            chunks.append(f)
+            n += len(f)
+            if n >= cfg.init_subset_frames:
+                break
+        x = np.concatenate(chunks)[: cfg.init_subset_frames]
         model = init_mono(lang, x)
         log.info("mono: %d pdfs, feature dim %d, %d utterances in %d jobs", model.num_pdfs, x.shape[1], sum(jobs.num_utts), nj)
         jobs.call("set_model", model, True)
@@ -351,35 +382,6 @@ class DeltasConfig:
     min_count: float = 100.0
 
 
-def _job_tree_stats(state: "_JobState", old_tm_pickle: bytes):
-    import pickle as _p
-
-    from kdhybrid.gmm.tree import TidInfo, frame_contexts
-
-    info = TidInfo.of(_p.loads(old_tm_pickle))
-    ctxs, feats = [], []
-    for u, a in state.alis.items():
-        ctxs.append(frame_contexts(a, info))
-        feats.append(state.feats[u])
-    return ctxs, feats
-
-
-def _job_convert(state: "_JobState", old_tm_pickle: bytes, new_model: GmmHmm) -> int:
-    import pickle as _p
-
-    from kdhybrid.gmm.tree import TidInfo, convert_alignment
-
-    info = TidInfo.of(_p.loads(old_tm_pickle))
-    cache: dict = {}
-    for u in list(state.alis):
-        state.alis[u] = convert_alignment(state.alis[u], info, new_model.tm, new_model.tree, cache)
-    return len(state.alis)
-
-
-_JobState.tree_stats = _job_tree_stats  # type: ignore[attr-defined]
-_JobState.convert = _job_convert  # type: ignore[attr-defined]
-
-
 def train_deltas(data_dir: Pathlike, lang_dir: Pathlike, ali_dir: Pathlike, exp_dir: Pathlike, nj: int, cfg: Optional[DeltasConfig] = None) -> dict:
     """Kaldi's train_deltas.sh: tree from the alignments in ``ali_dir``, alignments converted
     to the new tree, EM with realignment and mix-up to ``tot_gauss``."""
@@ -407,7 +409,7 @@ def train_deltas(data_dir: Pathlike, lang_dir: Pathlike, ali_dir: Pathlike, exp_
         t0 = time.time()
         questions = T.cluster_phone_questions(stats, lang.sets, extra)
         topo = lang.topo()
-        npc = {int(p): int(n) for p, n in topo.get_phone_to_num_pdf_classes().items()} if isinstance(topo.get_phone_to_num_pdf_classes(), dict) else {p: topo.num_pdf_classes(p) for p in topo.phones}
+        npc = {p: topo.num_pdf_classes(p) for p in topo.phones}
         nodes, num_leaves, tree_info = T.build_tree(stats, roots, questions, npc, T.TreeConfig(cfg.num_leaves, cfg.min_count))
         max_phone = max(lang.phones[p] for p in lang.phones if not p.startswith("#"))
         tree = T.context_dependency_from_bytes(T.tree_to_kaldi(nodes, roots, max_phone))
