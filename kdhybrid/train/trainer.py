@@ -322,6 +322,10 @@ def plot_learning_curve(history: List[dict], path: Path, title: str = "") -> Non
     ax[1].set_xlabel("epoch")
     ax[1].set_ylabel("frame accuracy (%)")
     ax[1].legend()
+    from matplotlib.ticker import MaxNLocator
+
+    for a in ax:
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
