@@ -131,3 +131,53 @@ def test_cuts_carry_senone_labels(gmm):
         assert lab.shape == (cut.num_frames,) == (cut.load_features().shape[0],)
         np.testing.assert_array_equal(lab, m.tid2pdf()[raw[utt]])
         assert cut.load_custom("cmvn").shape == (2, 41)
+
+
+def _kaldi_binary_transition_model(m: GmmHmm, extended: bool) -> bytes:
+    """Encode a model's transition model as Kaldi's TransitionModel::Write(binary) does
+    (HmmTopology::Write: phones, phone2idx, [-1 for the extended format], entries;
+    then <Tuples>, <LogProbs>), from kaldi-hmm-gmm's own objects."""
+    import struct
+
+    tok = lambda s: s.encode() + b" "
+    i32 = lambda v: b"\x04" + struct.pack("<i", v)
+    f32 = lambda v: b"\x04" + struct.pack("<f", v)
+    ivec = lambda v: b"\x04" + struct.pack("<i", len(v)) + struct.pack(f"<{len(v)}i", *v)
+    phones = sorted(m.topo.phones)
+    entries, phone2idx = [], [-1] * (max(phones) + 1)
+    for p in phones:
+        e = [(s.forward_pdf_class, s.self_loop_pdf_class, list(s.transitions)) for s in m.topo.topology_for_phone(p)]
+        if e not in entries:
+            entries.append(e)
+        phone2idx[p] = entries.index(e)
+    out = b"\0B" + tok("<TransitionModel>") + tok("<Topology>") + ivec(phones) + ivec(phone2idx)
+    if extended:
+        out += i32(-1)
+    out += i32(len(entries))
+    for e in entries:
+        out += i32(len(e))
+        for fpc, slpc, trans in e:
+            out += i32(fpc) + (i32(slpc) if extended else b"") + i32(len(trans))
+            for dest, prob in trans:
+                out += i32(dest) + f32(prob)
+    out += tok("</Topology>") + tok("<Tuples>") + i32(len(m.tm.tuples))
+    for t in m.tm.tuples:
+        out += b"".join(i32(x) for x in t.__getstate__())
+    out += tok("</Tuples>") + tok("<LogProbs>") + b"FV " + b"\x04" + struct.pack("<i", 0) + tok("</LogProbs>") + tok("</TransitionModel>")
+    return out
+
+
+@pytest.mark.parametrize("extended", [False, True])
+def test_binary_kaldi_models_are_read(gmm, tmp_path, extended):
+    """A Kaldi ali dir's final.mdl is binary by default: its transition tables are read and
+    equal kaldi-hmm-gmm's own (C++) tables."""
+    d, _ = gmm
+    m = GmmHmm.load(d / "exp/tri1")
+    p = tmp_path / "final.mdl"
+    p.write_bytes(_kaldi_binary_transition_model(m, extended))
+    t = read_transition_model(p)
+    np.testing.assert_array_equal(t.tid2pdf, m.tid2pdf())
+    np.testing.assert_array_equal(t.tid2phone, m.tid2phone())
+    p.write_bytes(p.read_bytes()[:200])
+    with pytest.raises(ValueError, match=r"final.mdl: at byte \d+"):
+        read_transition_model(p)

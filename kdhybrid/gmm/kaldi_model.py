@@ -5,7 +5,8 @@ transition-ids to pdf-ids and phones (what ``ali-to-pdf``/``ali-to-phones`` use)
 defined by the ``<TransitionModel>`` section: the topology (transitions per HMM state) and
 the tuples (phone, HMM state, forward pdf, self-loop pdf) in transition-state order;
 transition-ids number the transitions of each transition-state in turn, from 1.
-Text models (``gmm-copy --binary=false``, and kdhybrid's ``final.mdl``) are read here.
+Both Kaldi's binary models (its default) and text models (kdhybrid's ``final.mdl``,
+``gmm-copy --binary=false``) are read; for HMM topologies written by older and newer Kaldi.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def read_transition_model(path: Pathlike) -> TransitionTables:
     """
     data = Path(path).read_bytes()
     if data[:2] == b"\0B":
-        raise ValueError(f"{path}: binary Kaldi model; convert it with: gmm-copy --binary=false {path} {path}.txt")
+        return _read_binary(data, str(path))
     text = data.decode("utf-8", errors="replace")
     m = re.search(r"<Topology>(.*?)</Topology>", text, re.S)
     if not m:
@@ -67,5 +68,101 @@ def read_transition_model(path: Pathlike) -> TransitionTables:
         for dest in self_loop_dest[(phone, hmm_state)]:
             tid2pdf.append(slpdf if dest == hmm_state else fpdf)
             tid2phone.append(phone)
+    t2p = np.asarray(tid2pdf, dtype=np.int32)
+    return TransitionTables(t2p, np.asarray(tid2phone, dtype=np.int32), int(t2p[1:].max()) + 1)
+
+
+class _BinReader:
+    """Kaldi binary primitives: tokens end with a space; int32/float carry a size byte."""
+
+    def __init__(self, data: bytes, path: str):
+        self.d, self.pos, self.path = data, 2, path
+
+    def fail(self, what: str) -> ValueError:
+        return ValueError(f"{self.path}: at byte {self.pos}: {what}")
+
+    def token(self) -> str:
+        end = self.d.find(b" ", self.pos)
+        if end < 0:
+            raise self.fail("truncated (expected a token)")
+        t = self.d[self.pos : end].decode("latin-1")
+        self.pos = end + 1
+        return t
+
+    def expect(self, tok: str) -> None:
+        t = self.token()
+        if t != tok:
+            raise self.fail(f"expected {tok}, found {t!r}")
+
+    def need(self, n: int) -> None:
+        if self.pos + n > len(self.d):
+            raise self.fail(f"truncated ({n} bytes needed, {len(self.d) - self.pos} left)")
+
+    def int32(self) -> int:
+        self.need(5)
+        if self.d[self.pos] != 4:
+            raise self.fail(f"expected an int32 size byte 4, found {self.d[self.pos]}")
+        v = int.from_bytes(self.d[self.pos + 1 : self.pos + 5], "little", signed=True)
+        self.pos += 5
+        return v
+
+    def float32(self) -> float:
+        self.need(5)
+        if self.d[self.pos] != 4:
+            raise self.fail(f"expected a float size byte 4, found {self.d[self.pos]}")
+        v = float(np.frombuffer(self.d[self.pos + 1 : self.pos + 5], dtype="<f4")[0])
+        self.pos += 5
+        return v
+
+    def int_vector(self) -> List[int]:
+        self.need(5)
+        if self.d[self.pos] != 4:
+            raise self.fail("expected an int32 vector")
+        n = int.from_bytes(self.d[self.pos + 1 : self.pos + 5], "little", signed=True)
+        self.need(5 + 4 * n)
+        v = np.frombuffer(self.d[self.pos + 5 : self.pos + 5 + 4 * n], dtype="<i4").tolist()
+        self.pos += 5 + 4 * n
+        return v
+
+
+def _read_binary(data: bytes, path: str) -> TransitionTables:
+    r = _BinReader(data, path)
+    r.expect("<TransitionModel>")
+    r.expect("<Topology>")
+    phones = r.int_vector()
+    phone2idx = r.int_vector()
+    n = r.int32()
+    extended = n == -1  # newer Kaldi: separate forward and self-loop pdf-classes
+    if extended:
+        n = r.int32()
+    entries: List[List[List[int]]] = []  # entry -> state -> transition destinations
+    for _ in range(n):
+        states = []
+        for _ in range(r.int32()):
+            r.int32()
+            if extended:
+                r.int32()
+            dests = []
+            for _ in range(r.int32()):
+                dests.append(r.int32())
+                r.float32()
+            states.append(dests)
+        entries.append(states)
+    r.expect("</Topology>")
+    tok = r.token()
+    if tok not in ("<Tuples>", "<Triples>"):
+        raise r.fail(f"expected <Tuples> or <Triples>, found {tok!r}")
+    width = 4 if tok == "<Tuples>" else 3
+    tid2pdf, tid2phone = [0], [0]
+    for _ in range(r.int32()):
+        row = [r.int32() for _ in range(width)]
+        phone, hmm_state, fpdf = row[0], row[1], row[2]
+        slpdf = row[3] if width == 4 else fpdf
+        if phone >= len(phone2idx) or phone2idx[phone] < 0:
+            raise r.fail(f"phone {phone} has no topology entry")
+        for dest in entries[phone2idx[phone]][hmm_state]:
+            tid2pdf.append(slpdf if dest == hmm_state else fpdf)
+            tid2phone.append(phone)
+    r.expect("</" + tok[1:])
     t2p = np.asarray(tid2pdf, dtype=np.int32)
     return TransitionTables(t2p, np.asarray(tid2phone, dtype=np.int32), int(t2p[1:].max()) + 1)
