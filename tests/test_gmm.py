@@ -181,3 +181,42 @@ def test_binary_kaldi_models_are_read(gmm, tmp_path, extended):
     p.write_bytes(p.read_bytes()[:200])
     with pytest.raises(ValueError, match=r"final.mdl: at byte \d+"):
         read_transition_model(p)
+
+
+def test_k2_best_path_matches_kaldi_decoder(gmm):
+    """The HCLG in k2 (epsilons removed, pdf+1 labels, transition-ids kept) decodes the same
+    scores to the same best path as Kaldi's LatticeFasterDecoder: words, transition-ids
+    and total score."""
+    import torch
+
+    from kdhybrid.decode.k2_backend import decode, hclg_to_k2
+    from kdhybrid.gmm.feats import GmmFeatConfig, iter_gmm_features
+    from kdhybrid.gmm.model import gmm_loglikes
+    from kdhybrid.kaldi_libs import kaldi_hmm_gmm as khg
+    from kdhybrid.kaldi_libs import kaldifst
+
+    d, run = gmm
+    if not (d / "exp/tri1/graph_small/HCLG.fst").is_file():
+        test_tri1_decodes_dev_better_than_chance(gmm)
+    m = GmmHmm.load(d / "exp/tri1")
+    t2p = m.tid2pdf()
+    hclg = kaldifst.StdVectorFst.read(str(d / "exp/tri1/graph_small/HCLG.fst"))
+    graph = hclg_to_k2(hclg, t2p)
+    acwt = 0.1
+    scores = []
+    for _, f in list(iter_gmm_features(d / "data/dev", GmmFeatConfig()))[:6]:
+        out = np.zeros((len(f), m.num_pdfs), np.float32)
+        for p in range(m.num_pdfs):
+            ll = gmm_loglikes(m.am.get_pdf(p), f.astype(np.float64))
+            mx = ll.max(1)
+            out[:, p] = mx + np.log(np.exp(ll - mx[:, None]).sum(1))
+        scores.append(acwt * out)
+    k2_res = decode(graph, [torch.from_numpy(s) for s in scores], search_beam=30, output_beam=8)
+    cfg = khg.LatticeFasterDecoderConfig()
+    cfg.beam = 30
+    cfg.max_active = 10000
+    dec = khg.LatticeFasterDecoderStdVectorFst(hclg, cfg)
+    for i, (s, (words, score, tids)) in enumerate(zip(scores, k2_res)):
+        ok, ali, wids, like = khg.decode_utterance_lattice_faster(dec, khg.DecodableCtc(s[:, t2p[1:]].copy()), m.tm, f"u{i}", True)
+        assert ok and words == list(wids) and tids == list(ali)
+        assert abs(score - like) < 1e-2 * max(1.0, abs(like) / 1000)
