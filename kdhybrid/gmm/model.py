@@ -188,11 +188,11 @@ class MleConfig:
     min_gaussian_weight: float = 1.0e-5
 
 
-def mle_update(am: "khg.AmDiagGmm", st: GmmStats, cfg: Optional[MleConfig] = None) -> Tuple[float, int]:
+def mle_update(am: "khg.AmDiagGmm", st: GmmStats, cfg: Optional[MleConfig] = None) -> int:
     """M-step for every pdf. A Gaussian with too little occupancy keeps its mean and variance
     (and is removed if its weight falls below the floor, as long as one remains).
 
-    :return: (objective improvement estimate unused: 0.0, number of Gaussians removed).
+    :return: the number of Gaussians removed.
     """
     cfg = cfg or MleConfig()
     removed = 0
@@ -221,7 +221,7 @@ def mle_update(am: "khg.AmDiagGmm", st: GmmStats, cfg: Optional[MleConfig] = Non
         g.set_means(means.astype(np.float32))
         g.set_invvars((1.0 / vars_).astype(np.float32))
         g.compute_gconsts()
-    return 0.0, removed
+    return removed
 
 
 def boost_silence(am: "khg.AmDiagGmm", silence_pdfs: Sequence[int], boost: float) -> "khg.AmDiagGmm":
