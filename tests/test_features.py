@@ -9,9 +9,9 @@ import pytest
 import soundfile as sf
 
 from kdhybrid.features.cmvn import accumulate_cmvn_stats, apply_cmvn
-from kdhybrid.features.fbank import FbankConfig, compute_fbank, iter_data_dir_audio, num_frames
+from kdhybrid.features.fbank import FbankConfig, iter_data_dir_audio, num_frames
 from kdhybrid.io.datadir import DataDir, write_data_dir
-from kdhybrid.io.tables import MatrixWriter, read_matrix_scp, read_text_table
+from kdhybrid.io.tables import read_matrix_scp, read_text_table
 
 
 @pytest.fixture

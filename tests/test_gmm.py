@@ -9,7 +9,6 @@ import kaldi_native_io as kio
 import numpy as np
 import pytest
 
-from kdhybrid.gmm.boundaries import boundary_agreement
 from kdhybrid.gmm.kaldi_model import read_transition_model
 from kdhybrid.gmm.model import GmmHmm
 from kdhybrid.gmm.train import read_alignments

@@ -1,6 +1,5 @@
 """Lang dirs: errors name the line; phones/topo/FSTs checked with kaldi-hmm-gmm, kaldifst and
 OpenFst's own command-line tools (fstinfo, fstprint); G from ARPA with kaldilm."""
-import shutil
 import subprocess
 
 import pytest

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-import numpy as np
 
 
 def _knf_direct(args):

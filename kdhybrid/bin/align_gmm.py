@@ -8,11 +8,10 @@ import argparse
 import sys
 import time
 
-from kdhybrid.gmm.align import AlignOptions, Lang, align_utterance, graph_compiler
+from kdhybrid.gmm.align import AlignOptions, Lang, align_utterance, graph_compiler, silence_boosted_am
 from kdhybrid.gmm.feats import GmmFeatConfig, iter_gmm_features
-from kdhybrid.gmm.model import GmmHmm, boost_silence
+from kdhybrid.gmm.model import GmmHmm
 from kdhybrid.io.tables import Int32VectorWriter, read_text_table
-from kdhybrid.kaldi_libs import kaldi_hmm_gmm as khg
 
 
 def main() -> int:
@@ -33,8 +32,7 @@ def main() -> int:
     lang = Lang(a.lang_dir)
     gc = graph_compiler(model, lang)
     text = read_text_table(Path(a.data_dir) / "text", min_fields=1)
-    sil = sorted({int(x) for x in khg.get_pdfs_for_phones(model.tm, sorted(lang.silence))[1]})
-    am = boost_silence(model.am, sil, a.boost_silence)
+    am = silence_boosted_am(model, lang, a.boost_silence)
     opts = AlignOptions(beam=a.beam, retry_beam=a.retry_beam)
     t0 = time.time()
     done = failed = retried = frames = 0

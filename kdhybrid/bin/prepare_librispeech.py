@@ -11,11 +11,10 @@ import argparse
 import gzip
 import json
 import logging
-import shutil
 import sys
 from pathlib import Path
 
-from kdhybrid.data.prepare import manifests_to_data_dir, prepare_dict_and_lm_text, prepare_manifests, read_speaker_genders, read_transcripts
+from kdhybrid.data.prepare import prepare_data_dirs, prepare_dict_and_lm_text, read_speaker_genders, read_transcripts
 from kdhybrid.data.text import normalize_all
 
 
@@ -36,16 +35,7 @@ def main() -> int:
         print(f"prepare_librispeech: {corpus}: no part(s) {missing}", file=sys.stderr)
         return 1
     genders = read_speaker_genders(corpus / "SPEAKERS.TXT") if (corpus / "SPEAKERS.TXT").is_file() else None
-    todo = [part for part, name in mapping.items() if not (data / name / ".done").is_file()]
-    if todo:
-        manifests = prepare_manifests(corpus, data / "manifests", todo, num_jobs=a.nj, prefix="librispeech")
-        for part in todo:
-            d = data / mapping[part]
-            if d.exists():
-                shutil.rmtree(d)
-            c = manifests_to_data_dir(manifests[part]["recordings"], manifests[part]["supervisions"], d, genders)
-            (d / ".done").touch()
-            logging.info("%s: %d utterances, %d speakers", d, c["utterances"], c["speakers"])
+    prepare_data_dirs(corpus, data, mapping, num_jobs=a.nj, prefix="librispeech", genders=genders)
     names = list(mapping.values())
     train = [data / n for n in names if n.startswith("train")]
     evals = [data / n for n in names if not n.startswith("train")]

@@ -9,11 +9,10 @@ on a re-run (each writes a .done marker).
 import argparse
 import json
 import logging
-import shutil
 import sys
 from pathlib import Path
 
-from kdhybrid.data.prepare import manifests_to_data_dir, prepare_dict_and_lm_text, prepare_manifests, read_speaker_genders
+from kdhybrid.data.prepare import prepare_data_dirs, prepare_dict_and_lm_text, read_speaker_genders
 from kdhybrid.data.synth_corpus import SPLITS, format_stats
 from kdhybrid.data.text import MissingToolError
 
@@ -32,15 +31,7 @@ def main() -> int:
         print(f"prepare_synth_en: {stats_file} missing: build the corpus first (local/prepare_synth_en.sh)", file=sys.stderr)
         return 1
     genders = read_speaker_genders(corpus / "SPEAKERS.TXT")
-    todo = [s for s in SPLITS if not (data / s / ".done").is_file()]
-    if todo:
-        manifests = prepare_manifests(corpus, data / "manifests", todo, num_jobs=args.nj)
-        for split in todo:
-            if (data / split).exists():
-                shutil.rmtree(data / split)
-            counts = manifests_to_data_dir(manifests[split]["recordings"], manifests[split]["supervisions"], data / split, genders)
-            (data / split / ".done").touch()
-            logging.info("data/%s: %d utterances, %d speakers", split, counts["utterances"], counts["speakers"])
+    prepare_data_dirs(corpus, data, {s: s for s in SPLITS}, num_jobs=args.nj, genders=genders)
     lm_stats_file = data / "local" / "lm" / "lm_text.json"
     if not (data / "local" / "dict" / ".done").is_file() or not lm_stats_file.is_file():
         try:

@@ -34,7 +34,7 @@ def main() -> int:
     p.add_argument("dev_cuts")
     p.add_argument("exp_dir")
     a = p.parse_args()
-    from kdhybrid.train.trainer import TrainConfig, dist_info, init_distributed, train
+    from kdhybrid.train.trainer import TrainConfig, init_distributed, train
 
     d = yaml.safe_load(Path(a.config).read_text()) if a.config else {}
     d = d or {}
@@ -67,7 +67,6 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers)
     r = train(cfg, a.train_cuts, a.dev_cuts, a.exp_dir, resume=a.resume, init_from=a.init_from)
     if rank == 0:
-        last = r["history"][-1] if r["history"] else {}
         best = min(r["history"], key=lambda h: h["dev_ce"]) if r["history"] else {}
         print(f"train_nnet: {a.exp_dir}: {cfg.model.arch}, {r['num_params']} params, {len(r['history'])} epochs, "
               f"best dev CE {best.get('dev_ce', float('nan')):.4f} acc {best.get('dev_acc', float('nan')):.4f} (epoch {best.get('epoch')}), "

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import asdict, dataclass
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 

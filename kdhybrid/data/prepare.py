@@ -15,7 +15,7 @@ import logging
 import random
 import shlex
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 from kdhybrid.io.datadir import DataDir, validate_data_dir, write_data_dir
 from kdhybrid.io.tables import atomic_write_text, write_text_table
@@ -98,6 +98,29 @@ def manifests_to_data_dir(recordings, supervisions, data_dir: Pathlike, genders:
     # reco2dur (= utt2dur without segments) spares readers probing every pipe for its length.
     write_text_table(Path(data_dir) / "reco2dur", utt2dur)
     return validate_data_dir(data_dir, require_text=True)
+
+
+def prepare_data_dirs(
+    corpus_dir: Pathlike, data_root: Pathlike, mapping: Dict[str, str], num_jobs: int = 1, prefix: str = "synth_en",
+    genders: Optional[Dict[str, str]] = None,
+) -> None:
+    """Kaldi data dirs ``<data_root>/<name>`` for the corpus parts of ``mapping`` (part -> name),
+    through lhotse manifests. A part whose dir has a ``.done`` marker is skipped; an
+    unfinished one is made again from scratch."""
+    import shutil
+
+    data_root = Path(data_root)
+    todo = [part for part, name in mapping.items() if not (data_root / name / ".done").is_file()]
+    if not todo:
+        return
+    manifests = prepare_manifests(corpus_dir, data_root / "manifests", todo, num_jobs=num_jobs, prefix=prefix)
+    for part in todo:
+        d = data_root / mapping[part]
+        if d.exists():
+            shutil.rmtree(d)
+        c = manifests_to_data_dir(manifests[part]["recordings"], manifests[part]["supervisions"], d, genders)
+        (d / ".done").touch()
+        logging.info("%s: %d utterances, %d speakers", d, c["utterances"], c["speakers"])
 
 
 # --------------------------------------------------------------------------- text

@@ -6,7 +6,7 @@ matrix of scaled log-likelihoods per transition-id (``DecodableCtc``) for neural
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 

@@ -1,7 +1,7 @@
 """Word error rates, Kaldi's way of reporting them, with jiwer doing the counting."""
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict
 
 import jiwer
 

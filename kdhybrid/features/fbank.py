@@ -8,10 +8,9 @@ as Kaldi reads WAV files, so features equal Kaldi's ``compute-fbank-feats`` outp
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Iterator, Tuple, Union
 
 import numpy as np
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from kdhybrid.gmm.model import GmmHmm
+from kdhybrid.gmm.model import GmmHmm, boost_silence
 from kdhybrid.kaldi_libs import kaldi_hmm_gmm as khg
 from kdhybrid.kaldi_libs import kaldifst
 
@@ -53,6 +53,12 @@ class Lang:
 
     def word_ids(self, words: Sequence[str]) -> List[int]:
         return [self.words.get(w, self.oov) for w in words]
+
+
+def silence_boosted_am(model: GmmHmm, lang: Lang, boost: float) -> "khg.AmDiagGmm":
+    """The model's GMMs with the silence phones' pdfs boosted (gmm-boost-silence), for alignment."""
+    sil_pdfs = sorted({int(p) for p in khg.get_pdfs_for_phones(model.tm, sorted(lang.silence))[1]})
+    return boost_silence(model.am, sil_pdfs, boost)
 
 
 def graph_compiler(model: GmmHmm, lang: Lang) -> "khg.TrainingGraphCompiler":

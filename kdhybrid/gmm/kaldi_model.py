@@ -129,7 +129,7 @@ def _read_binary(data: bytes, path: str) -> TransitionTables:
     r = _BinReader(data, path)
     r.expect("<TransitionModel>")
     r.expect("<Topology>")
-    phones = r.int_vector()
+    r.int_vector()  # the phones (their entries are found through phone2idx)
     phone2idx = r.int_vector()
     n = r.int32()
     extended = n == -1  # newer Kaldi: separate forward and self-loop pdf-classes

@@ -15,11 +15,10 @@ mixing up uses Kaldi's own ``AmDiagGmm.split_by_count``.
 """
 from __future__ import annotations
 
-import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -222,6 +221,16 @@ def mle_update(am: "khg.AmDiagGmm", st: GmmStats, cfg: Optional[MleConfig] = Non
         g.set_invvars((1.0 / vars_).astype(np.float32))
         g.compute_gconsts()
     return removed
+
+
+def single_gaussian(mean: np.ndarray, var: np.ndarray) -> "khg.DiagGmm":
+    """A one-component DiagGmm: ``mean`` and ``var`` (D,) (variance already floored)."""
+    g = khg.DiagGmm(nmix=1, dim=len(mean))
+    g.set_weights(np.ones(1, np.float32))
+    g.set_means(np.asarray(mean, dtype=np.float32)[None])
+    g.set_invvars((1.0 / np.asarray(var, dtype=np.float64)).astype(np.float32)[None])
+    g.compute_gconsts()
+    return g
 
 
 def boost_silence(am: "khg.AmDiagGmm", silence_pdfs: Sequence[int], boost: float) -> "khg.AmDiagGmm":

@@ -18,9 +18,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from kdhybrid.gmm.align import AlignOptions, Lang, align_utterance, equal_align, graph_compiler
+from kdhybrid.gmm.align import AlignOptions, Lang, align_utterance, equal_align, graph_compiler, silence_boosted_am
 from kdhybrid.gmm.feats import GmmFeatConfig, iter_gmm_features
-from kdhybrid.gmm.model import GmmHmm, GmmStats, MleConfig, accumulate_stats, boost_silence, mle_update
+from kdhybrid.gmm.model import GmmHmm, GmmStats, MleConfig, accumulate_stats, mle_update, single_gaussian
 from kdhybrid.io.datadir import split_data
 from kdhybrid.io.tables import Int32VectorWriter, read_int32_vector_ark, read_text_table
 from kdhybrid.kaldi_libs import kaldi_hmm_gmm as khg
@@ -61,8 +61,7 @@ class _JobState:
 
     def align(self, opts: AlignOptions, boost: float) -> dict:
         m = self.model
-        sil_pdfs = sorted({int(p) for p in khg.get_pdfs_for_phones(m.tm, sorted(self.lang.silence))[1]})
-        am = boost_silence(m.am, sil_pdfs, boost)
+        am = silence_boosted_am(m, self.lang, boost)
         failed, retried, like, frames = [], 0, 0.0, 0
         for u, f in self.feats.items():
             a, ll, r = align_utterance(m, am, self.graphs[u], f, u, opts)
@@ -291,13 +290,7 @@ def init_mono(lang: Lang, feats_for_stats: np.ndarray) -> GmmHmm:
     topo = lang.topo()
     tree = khg.monophone_context_dependency_shared(phone_classes=lang.sets, phone2num_pdf_classes=topo.get_phone_to_num_pdf_classes())
     tm = khg.TransitionModel(ctx_dep=tree, hmm_topo=topo)
-    mean = feats_for_stats.mean(0)
-    var = np.maximum(feats_for_stats.var(0), 1e-3)
-    g = khg.DiagGmm(nmix=1, dim=feats_for_stats.shape[1])
-    g.set_weights(np.ones(1, np.float32))
-    g.set_means(mean[None].astype(np.float32))
-    g.set_invvars((1.0 / var)[None].astype(np.float32))
-    g.compute_gconsts()
+    g = single_gaussian(feats_for_stats.mean(0), np.maximum(feats_for_stats.var(0), 1e-3))
     am = khg.AmDiagGmm()
     for _ in range(tree.num_pdfs):
         am.add_pdf(g)
@@ -435,12 +428,7 @@ def train_deltas(data_dir: Pathlike, lang_dir: Pathlike, ali_dir: Pathlike, exp_
             c = max(gc[leaf], 1e-10)
             mean = gx[leaf] / c if gc[leaf] > 0 else stats.x.sum(0) / stats.count.sum()
             var = np.maximum(gxx[leaf] / c - mean**2, 1e-3) if gc[leaf] > 1 else glob_var
-            g = khg.DiagGmm(nmix=1, dim=d)
-            g.set_weights(np.ones(1, np.float32))
-            g.set_means(mean[None].astype(np.float32))
-            g.set_invvars((1.0 / var)[None].astype(np.float32))
-            g.compute_gconsts()
-            am.add_pdf(g)
+            am.add_pdf(single_gaussian(mean, var))
         model = GmmHmm(topo, tree, tm, am)
         log.info("tri: %d leaves (%s), %d questions, tree built in %.1f s", num_leaves, tree_info, len(questions), timings["tree_seconds"])
         jobs.call("convert", old_tm, model)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import heapq
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -155,11 +155,11 @@ def cluster_phone_questions(
     """Phone questions: a binary tree over the phone sets by top-down 2-means of their
     pooled Gaussians (the central-state statistics, as Kaldi's cluster-phones), every node
     a question (the union of its sets' phones), plus ``extra`` questions."""
-    d = stats.x.shape[1]
     set_stats = []
     for s in sets:
         sel = np.isin(stats.events[:, 1], s)
-        sel_c = sel & (stats.events[:, 3] == pdf_class) if (sel & (stats.events[:, 3] == pdf_class)).any() else sel
+        central = sel & (stats.events[:, 3] == pdf_class)
+        sel_c = central if central.any() else sel
         set_stats.append((stats.count[sel_c].sum(), stats.x[sel_c].sum(0), stats.xx[sel_c].sum(0)))
     idx = [i for i, st in enumerate(set_stats) if st[0] > 0]
     questions: List[List[int]] = []

@@ -12,11 +12,10 @@ at the object, just after ``<key> ``. This module holds what every table type sh
 from __future__ import annotations
 
 import gzip
-import io
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, Mapping, Optional, Tuple, Union
+from typing import Iterable, Iterator, Mapping, Optional, Tuple, Union
 
 import numpy as np
 

@@ -7,13 +7,11 @@ before training, so every word of the ARPA file is in ``words.txt`` and G compil
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import shutil
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Union
+from typing import Dict, Iterable, List, Sequence, Set, Union
 
-from kdhybrid.io.tables import atomic_write_text
 
 Pathlike = Union[str, Path]
 
