@@ -13,6 +13,14 @@
 #   6  decoding graph exp/tri1/graph_tgsmall and tri1 decoding of dev (Kaldi's decoder)
 #   7  the acoustic model zoo on the tri1 senone labels, frame cross-entropy:
 #      exp/<arch> for each of --zoo (configs conf/<arch>.yaml)
+#   8  decode tri1 and the zoo on --decode-sets (k2 lattices, tgsmall) and rescore (fglarge)
+#   9  teacher ensembles of the zoo: posterior fusion (exp/ensemble_posterior) and logit
+#      fusion (exp/ensemble_logit), weights by dev frame CE; decoded; the oracle of every
+#      pair/triple on dev (exp/oracle_dev.json)
+#  10  the teacher's top-k posteriors of the training data (exp/ensemble_logit/post_k<topk>_train)
+#  11  the default essence student (conf/student.yaml, multitask on hard + top-k labels)
+#      -> exp/student_k<topk>, decoded
+#  12  RESULTS.md from the decode dirs (python -m kdhybrid.bin.results)
 
 # Begin configuration section.
 stage=1
@@ -26,6 +34,9 @@ fglarge_prune=1e-8  # ... of the rescoring 4-gram
 tri1_leaves=1200
 tri1_gauss=8000
 zoo="tdnn blstm cnn_tdnn"
+decode_sets="dev test test_heldout"
+topk=10             # the dump's and the default student's k
+student_config=conf/student.yaml
 phone_timings=      # corpus meta jsonl with reference phone timings (synth_en), optional
 # End configuration section.
 
@@ -82,7 +93,7 @@ fi
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: decoding graph and tri1 decoding of dev"
   steps/mkgraph.sh data/lang_test_tgsmall exp/tri1 exp/tri1/graph_tgsmall
-  steps/decode_gmm.sh --nj $nj --cmd "$decode_cmd" exp/tri1/graph_tgsmall data/dev exp/tri1/decode_tgsmall_dev
+  steps/decode.sh --nj $nj --cmd "$decode_cmd" exp/tri1/graph_tgsmall data/dev exp/tri1/decode_tgsmall_dev
 fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
@@ -92,3 +103,38 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   done
 fi
 
+
+if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
+  log "Stage 8: decode tri1 and the zoo on $decode_sets, rescore with fglarge"
+  for m in tri1 $zoo; do
+    steps/decode_model.sh --nj $nj --cmd "$decode_cmd" --sets "$decode_sets" exp/tri1/graph_tgsmall exp/$m
+  done
+fi
+
+members=$(for a in $zoo; do echo -n "exp/$a "; done)
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
+  log "Stage 9: teacher ensembles of $zoo (posterior and logit fusion), decoded; oracle"
+  for fusion in posterior logit; do
+    steps/make_ensemble.sh --fusion $fusion exp/ensemble_$fusion $members
+    steps/decode_model.sh --nj $nj --cmd "$decode_cmd" --sets "$decode_sets" exp/tri1/graph_tgsmall exp/ensemble_$fusion
+  done
+  python -m kdhybrid.bin.oracle --out exp/oracle_dev.json data/dev $(for a in $zoo; do echo -n "exp/$a/decode_tgsmall_dev "; done)
+fi
+
+if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
+  log "Stage 10: top-$topk posteriors of the logit-fusion teacher on the training data"
+  steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk $topk data/train exp/ensemble_logit exp/ensemble_logit/post_k${topk}_train
+fi
+
+if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then
+  log "Stage 11: the essence student (top-$topk, multitask), decoded"
+  steps/train_student.sh --config $student_config data/train exp/tri1_ali exp/ensemble_logit/post_k${topk}_train exp/student_k$topk
+  steps/decode_model.sh --nj $nj --cmd "$decode_cmd" --sets "$decode_sets" exp/tri1/graph_tgsmall exp/student_k$topk
+fi
+
+if [ $stage -le 12 ] && [ $stop_stage -ge 12 ]; then
+  log "Stage 12: RESULTS.md"
+  python -m kdhybrid.bin.results --sets "$decode_sets" --baseline ${zoo%% *} --ensemble ensemble_logit --student student_k$topk \
+    --post-dir exp/ensemble_logit/post_k${topk}_train RESULTS.md > /dev/null
+  log "RESULTS.md written"
+fi

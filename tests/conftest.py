@@ -44,3 +44,39 @@ def tiny_recipe(tmp_path_factory):
         r = subprocess.run(["bash", "run.sh", "--tier", "tiny", *args], cwd=d, env=env, capture_output=True, text=True)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return d
+
+
+@pytest.fixture(scope="session")
+def gmm(tiny_recipe):
+    """The tiny recipe with its GMM stages run (4-5: mono, tri1, alignments, cuts).
+    Returns (recipe dir, run) where run(cmd) runs a shell command there with path.sh."""
+    import subprocess
+
+    env = dict(os.environ, KDHYBRID_ROOT=str(REPO))
+
+    def run(cmd):
+        r = subprocess.run(["bash", "-c", ". ./path.sh && " + cmd], cwd=tiny_recipe, env=env, capture_output=True, text=True)
+        assert r.returncode == 0, (cmd, r.stdout[-3000:], r.stderr[-3000:])
+        return r.stdout
+    run("./run.sh --tier tiny --stage 4 --stop-stage 5")
+    return tiny_recipe, run
+
+
+def ensure_small_graph(gmm):
+    """exp/tri1/graph_small: HCLG of a 3-gram on the tiny tier's transcripts (the recipe's big
+    LMs are too slow for a test)."""
+    d, run = gmm
+    if (d / "exp/tri1/graph_small/HCLG.k2.pt").is_file():
+        return d / "exp/tri1/graph_small"
+    run("python - <<'PY'\n"
+        "from kdhybrid.lang.ngram import train_arpa, format_lm\n"
+        "from kdhybrid.io.tables import read_text_table\n"
+        "t=[v for s in ('train','dev') for v in read_text_table(f'data/{s}/text', min_fields=1).values()]\n"
+        "open('data/local/small.txt','w').write('\\n'.join(t)+'\\n')\n"
+        "train_arpa('data/local/small.txt', 3, 'data/local/small.arpa')\n"
+        "format_lm('data/lang', 'data/local/small.arpa', 'data/lang_test_small')\n"
+        "train_arpa('data/local/small.txt', 4, 'data/local/small4.arpa')\n"
+        "format_lm('data/lang', 'data/local/small4.arpa', 'data/lang_test_small4')\n"
+        "PY")
+    run("steps/mkgraph.sh data/lang_test_small exp/tri1 exp/tri1/graph_small")
+    return d / "exp/tri1/graph_small"

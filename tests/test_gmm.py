@@ -3,33 +3,17 @@ steps, Kaldi formats checked independently, and alignment quality against the sy
 own phone timings (the test fails if alignments degrade)."""
 import gzip
 import json
-import subprocess
 
 import kaldi_native_io as kio
 import numpy as np
 import pytest
+from conftest import ensure_small_graph
 
 from kdhybrid.gmm.kaldi_model import read_transition_model
 from kdhybrid.gmm.model import GmmHmm
 from kdhybrid.gmm.train import read_alignments
 from kdhybrid.gmm.tree import TidInfo, frame_contexts
 from kdhybrid.io.tables import read_text_table
-
-
-@pytest.fixture(scope="module")
-def gmm(tiny_recipe):
-    import os
-
-    from conftest import REPO
-
-    env = dict(os.environ, KDHYBRID_ROOT=str(REPO))
-
-    def run(cmd):
-        r = subprocess.run(["bash", "-c", ". ./path.sh && " + cmd], cwd=tiny_recipe, env=env, capture_output=True, text=True)
-        assert r.returncode == 0, (cmd, r.stdout[-3000:], r.stderr[-3000:])
-        return r.stdout
-    run("./run.sh --tier tiny --stage 4 --stop-stage 5")
-    return tiny_recipe, run
 
 
 def test_exp_dirs_hold_what_kaldi_writes(gmm):
@@ -93,23 +77,89 @@ def test_alignment_quality_against_synthesiser_timings(gmm):
 
 
 def test_tri1_decodes_dev_better_than_chance(gmm):
-    """tri1 through Kaldi's decoder on a small LM of the transcripts (the big LMs are too slow
-    for a test): a WER far below 100% proves graph, model and decoder fit together."""
+    """tri1 through steps/decode.sh (k2 lattices) and Kaldi's scoring files: a WER far below
+    100% proves graph, model and decoder fit together."""
     d, run = gmm
-    run("python - <<'PY'\n"
-        "from kdhybrid.lang.ngram import train_arpa, format_lm\n"
-        "from kdhybrid.io.tables import read_text_table\n"
-        "t=[v for s in ('train','dev') for v in read_text_table(f'data/{s}/text', min_fields=1).values()]\n"
-        "open('data/local/small.txt','w').write('\\n'.join(t)+'\\n')\n"
-        "train_arpa('data/local/small.txt', 3, 'data/local/small.arpa')\n"
-        "format_lm('data/lang', 'data/local/small.arpa', 'data/lang_test_small')\n"
-        "PY")
-    run("steps/mkgraph.sh data/lang_test_small exp/tri1 exp/tri1/graph_small")
-    run("steps/decode_gmm.sh --nj 2 exp/tri1/graph_small data/dev exp/tri1/decode_small_dev")
-    w = json.loads((d / "exp/tri1/decode_small_dev/wer.json").read_text())
-    best = (d / "exp/tri1/decode_small_dev/best_wer").read_text()
+    g = ensure_small_graph(gmm)
+    info = json.loads((g / "graph.json").read_text())
+    assert info["num_pdfs"] == 200 and info["k2_arcs"] > 0 and (g / "HCLG.k2.pt").is_file()
+    run("steps/decode.sh --nj 2 exp/tri1/graph_small data/dev exp/tri1/decode_small_dev")
+    dd = d / "exp/tri1/decode_small_dev"
+    w = json.loads((dd / "wer.json").read_text())
+    best = (dd / "best_wer").read_text()
     assert best.startswith("%WER ") and f"[ {w['errors']} / {w['words']}," in best
-    assert w["sentences"] == 50 and w["wer"] < 95.0
+    assert best.strip().endswith(f"wer_{w['lmwt']}_{w['penalty']}")
+    wer_file = (dd / f"wer_{w['lmwt']}_{w['penalty']}").read_text().splitlines()
+    assert best.startswith(wer_file[0] + " ") and wer_file[1].startswith("%SER ") and wer_file[2] == "Scored 50 sentences, 0 not present in hyp."
+    assert len(w["grid"]) == 11 * 3 and min(w["grid"].values()) == w["wer"]
+    assert w["sentences"] == 50 and w["wer"] < 95.0 and w["missing_utts"] == 0
+    assert sorted(p.name for p in dd.glob("lat.*.pt")) == ["lat.1.pt", "lat.2.pt"]
+    # scoring/LMWT.PENALTY.tra holds word ids of words.txt; hyp.txt the best setting's words.
+    words = dict(l.split()[::-1] for l in (g / "words.txt").read_text().splitlines())
+    tra = read_text_table(dd / "scoring" / f"{w['lmwt']}.{w['penalty']}.tra", min_fields=1)
+    hyp = read_text_table(dd / "hyp.txt", min_fields=1)
+    assert len(tra) == 50 and all(" ".join(words[i] for i in tra[u].split()) == hyp[u] for u in tra)
+
+
+def test_k2_and_kaldi_backends_agree(gmm):
+    """The same tri1 scores searched by k2 and by Kaldi's LatticeFasterDecoder (steps/decode.sh
+    --backend kaldi) with the same beams give the same best path at the decoding's own weights
+    (LMWT = 1/acwt) on all but at most one utterance (beam pruning differs in detail)."""
+    d, run = gmm
+    ensure_small_graph(gmm)
+    run("steps/decode.sh --nj 2 --beam 20 exp/tri1/graph_small data/dev exp/tri1/decode_small_dev_b20")
+    run("steps/decode.sh --nj 2 --backend kaldi --beam 20 exp/tri1/graph_small data/dev exp/tri1/decode_small_dev_kaldi")
+    a = read_text_table(d / "exp/tri1/decode_small_dev_b20/scoring/10.0.0.tra", min_fields=1)
+    b = read_text_table(d / "exp/tri1/decode_small_dev_kaldi/scoring/10.0.0.tra", min_fields=1)
+    same = sum(a[u] == b[u] for u in a)
+    assert len(a) == len(b) == 50 and same >= 49, same
+    assert list(d.glob("exp/tri1/decode_small_dev_kaldi/nbest.*.json.gz"))
+    wa = json.loads((d / "exp/tri1/decode_small_dev_b20/wer.json").read_text())["grid"]["wer_10_0.0"]
+    wb = json.loads((d / "exp/tri1/decode_small_dev_kaldi/wer.json").read_text())["grid"]["wer_10_0.0"]
+    assert abs(wa - wb) < 2.0
+
+
+def test_lmrescore(gmm):
+    """n-best rescoring: with the decoding LM itself, every utterance's best hypothesis is the
+    lattice's best path (its exact scores are kept); with a 4-gram it runs through the same
+    scoring and records what it did."""
+    d, run = gmm
+    ensure_small_graph(gmm)
+    if not (d / "exp/tri1/decode_small_dev/lat.1.pt").is_file():
+        run("steps/decode.sh --nj 2 exp/tri1/graph_small data/dev exp/tri1/decode_small_dev")
+    run("steps/lmrescore.sh --num-paths 20 data/lang_test_small data/lang_test_small data/dev exp/tri1/decode_small_dev exp/tri1/decode_small_dev_same")
+    a = read_text_table(d / "exp/tri1/decode_small_dev/scoring/10.0.0.tra", min_fields=1)
+    b = read_text_table(d / "exp/tri1/decode_small_dev_same/scoring/10.0.0.tra", min_fields=1)
+    assert a == b
+    run("steps/lmrescore.sh --num-paths 20 data/lang_test_small data/lang_test_small4 data/dev exp/tri1/decode_small_dev exp/tri1/decode_small_dev_fg")
+    w = json.loads((d / "exp/tri1/decode_small_dev_fg/wer.json").read_text())
+    assert w["rescore"]["new_lang"] == "data/lang_test_small4" and w["rescore"]["mean_hyps_per_utt"] > 1 and w["wer"] < 95.0
+
+
+def test_decode_bad_input(gmm, tmp_path):
+    """A model whose pdf count differs from the graph's, a data dir without features: errors
+    that name the numbers / the file."""
+    import shutil
+
+    import torch
+
+    from kdhybrid.nnet.models import ModelConfig, build_model
+    from kdhybrid.train.trainer import save_final
+
+    d, run = gmm
+    ensure_small_graph(gmm)
+    exp = d / "exp/bad_nnet"
+    exp.mkdir(exist_ok=True)
+    m = build_model(ModelConfig(arch="tdnn", feat_dim=40, num_pdfs=199, hidden=16, num_layers=2))
+    save_final(exp / "final.pt", m, torch.zeros(199), {})
+    with pytest.raises(AssertionError) as e:
+        run("python -m kdhybrid.bin.decode exp/tri1/graph_small data/dev exp/bad_nnet/decode_dev")
+    assert "has 199 pdfs" in str(e.value) and "with 200 pdfs" in str(e.value)
+    nofeats = d / "data/dev_nofeats"
+    shutil.copytree(d / "data/dev", nofeats, dirs_exist_ok=True, ignore=shutil.ignore_patterns("feats.scp", "split*"))
+    with pytest.raises(AssertionError) as e:
+        run("python -m kdhybrid.bin.decode --model-dir exp/tri1 exp/tri1/graph_small data/dev_nofeats exp/tri1/decode_nofeats")
+    assert "data/dev_nofeats/feats.scp: missing" in str(e.value)
 
 
 def test_cuts_carry_senone_labels(gmm):
@@ -195,8 +245,7 @@ def test_k2_best_path_matches_kaldi_decoder(gmm):
     from kdhybrid.kaldi_libs import kaldifst
 
     d, run = gmm
-    if not (d / "exp/tri1/graph_small/HCLG.fst").is_file():
-        test_tri1_decodes_dev_better_than_chance(gmm)
+    ensure_small_graph(gmm)
     m = GmmHmm.load(d / "exp/tri1")
     t2p = m.tid2pdf()
     hclg = kaldifst.StdVectorFst.read(str(d / "exp/tri1/graph_small/HCLG.fst"))

@@ -1,4 +1,4 @@
-"""Build HCLG.fst (utils/mkgraph.sh) from a lang test dir and a model dir.
+"""Build HCLG.fst (utils/mkgraph.sh) and its k2 form HCLG.k2.pt from a lang test dir and a model dir.
 
 e.g.: python -m kdhybrid.bin.mkgraph data/lang_test_tgsmall exp/tri1 exp/tri1/graph_tgsmall
 """
@@ -18,7 +18,7 @@ def main() -> int:
     p.add_argument("model_dir")
     p.add_argument("graph_dir")
     a = p.parse_args()
-    info = make_hclg(a.lang_test, GmmHmm.load(a.model_dir), a.graph_dir, a.self_loop_scale, a.transition_scale)
+    info = make_hclg(a.lang_test, GmmHmm.load(a.model_dir), a.graph_dir, a.self_loop_scale, a.transition_scale, model_dir=a.model_dir)
     print(f"mkgraph: {a.graph_dir}/HCLG.fst: {json.dumps(info)}")
     return 0
 

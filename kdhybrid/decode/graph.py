@@ -7,7 +7,11 @@
     HCLG = add_self_loops(HCLGa, self_loop_scale)           (reordered, as Kaldi)
 
 Input labels of HCLG are transition-ids, output labels word-ids; it is written as Kaldi's
-``HCLG.fst`` (OpenFst vector format) with ``words.txt`` and ``phones.txt`` beside it.
+``HCLG.fst`` (OpenFst vector format) with ``words.txt`` and ``phones.txt`` beside it, and in
+k2's form as ``HCLG.k2.pt`` (:func:`kdhybrid.decode.k2_backend.hclg_to_k2`: epsilon-free,
+pdf+1 labels, transition-ids kept), so decoding jobs load it instead of converting it.
+``graph.json`` records sizes, timings and the transition model's pdf and transition-id
+counts, which decoding checks a model against.
 """
 from __future__ import annotations
 
@@ -47,9 +51,12 @@ def relabel_input(fst, labels_to_eps) -> int:
     return n
 
 
-def make_hclg(lang_test: Pathlike, model, out_dir: Pathlike, self_loop_scale: float = 0.1, transition_scale: float = 1.0) -> Dict[str, float]:
+def make_hclg(lang_test: Pathlike, model, out_dir: Pathlike, self_loop_scale: float = 0.1, transition_scale: float = 1.0,
+               model_dir: Pathlike = None) -> Dict[str, float]:
     """Build ``<out_dir>/HCLG.fst`` from a lang test dir (with G.fst) and a GMM-HMM
-    (:class:`kdhybrid.gmm.model.GmmHmm`; only its tree and transition model are used).
+    (:class:`kdhybrid.gmm.model.GmmHmm`; only its tree and transition model are used), and
+    its k2 form ``HCLG.k2.pt``. ``model_dir`` (where the model was loaded from) is recorded
+    in ``graph.json``: the Kaldi decoder backend takes the transition model from there.
 
     :return: sizes and timings (states/arcs of LG, CLG, HCLG; seconds).
     """
@@ -87,11 +94,20 @@ def make_hclg(lang_test: Pathlike, model, out_dir: Pathlike, self_loop_scale: fl
     kaldifst.arcsort(HCLG, sort_type="ilabel")
     HCLG.write(str(out / "HCLG.fst"))
     info.update(HCLG_states=HCLG.num_states, HCLG_arcs=sum(LG_arcs(HCLG)), HCLG_seconds=round(time.time() - t2, 1))
+    t3 = time.time()
+    from kdhybrid.decode.k2_backend import save_k2_graph
+
+    tid2pdf = model.tid2pdf()
+    k2_info = save_k2_graph(HCLG, tid2pdf, out / "HCLG.k2.pt")
+    del HCLG
+    info.update(k2_states=k2_info["states"], k2_arcs=k2_info["arcs"], k2_seconds=round(time.time() - t3, 1))
     info["total_seconds"] = round(time.time() - t0, 1)
+    info.update(num_pdfs=int(model.num_pdfs), num_tids=int(len(tid2pdf) - 1))
     for f in ("words.txt", "phones.txt"):
         shutil.copy(lang / f, out / f)
     shutil.copytree(lang / "phones", out / "phones", dirs_exist_ok=True)
-    (out / "graph.json").write_text(json.dumps(dict(info, self_loop_scale=self_loop_scale, transition_scale=transition_scale, lang=str(lang)), indent=1) + "\n")
+    meta = dict(info, self_loop_scale=self_loop_scale, transition_scale=transition_scale, lang=str(lang), model_dir=str(model_dir) if model_dir else None)
+    (out / "graph.json").write_text(json.dumps(meta, indent=1) + "\n")
     return info
 
 
@@ -99,3 +115,22 @@ def LG_arcs(fst):
     """Arcs per state (for sizes)."""
     for s in range(fst.num_states):
         yield fst.num_arcs(s)
+
+
+def read_graph_info(graph_dir: Pathlike) -> Dict[str, object]:
+    """``<graph_dir>/graph.json``, with a clear error when the graph dir is incomplete."""
+    g = Path(graph_dir)
+    for f in ("HCLG.fst", "words.txt", "graph.json"):
+        if not (g / f).is_file():
+            raise FileNotFoundError(f"{g / f}: missing (build the graph with steps/mkgraph.sh)")
+    return json.loads((g / "graph.json").read_text())
+
+
+def read_words_table(graph_dir: Pathlike) -> Dict[int, str]:
+    """word-id -> word of ``<graph_dir>/words.txt``."""
+    out: Dict[int, str] = {}
+    for line in (Path(graph_dir) / "words.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            w, i = line.split()
+            out[int(i)] = w
+    return out

@@ -1,14 +1,14 @@
 """Kaldi's LatticeFasterDecoder (kaldi-hmm-gmm) over an HCLG: best paths of utterances.
 
-The acoustic scores come from a Kaldi decodable: a GMM (``DecodableAmDiagGmmScaled``) or a
-matrix of scaled log-likelihoods per transition-id (``DecodableCtc``) for neural models.
+The acoustic scores come from a Kaldi decodable; kdhybrid passes every model's scores the
+same way, as a (T, num_transition_ids) matrix of scaled log-likelihoods (``DecodableCtc``,
+column ``tid - 1`` holding the score of the transition-id's pdf).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
-import numpy as np
 
 from kdhybrid.kaldi_libs import kaldi_hmm_gmm as khg
 from kdhybrid.kaldi_libs import kaldifst
@@ -38,7 +38,3 @@ class KaldiDecoder:
         """(reached a final state, transition-ids, word-ids, log-likelihood) of the best path."""
         ok, ali, words, like = khg.decode_utterance_lattice_faster(self.decoder, decodable, tm, utt, True)
         return ok, list(ali), list(words), like
-
-    def decode_gmm(self, am, tm, feats: np.ndarray, utt: str):
-        dec = khg.DecodableAmDiagGmmScaled(am=am, tm=tm, feats=feats, scale=self.opts.acwt)
-        return self.decode(dec, tm, utt)

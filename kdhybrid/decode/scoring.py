@@ -54,3 +54,82 @@ def score_decode_dir(data_dir, decode_dir, hyps: Dict[str, str], extra: Dict[str
     atomic_write_text(d / "wer.json", json.dumps(c, indent=1) + "\n")
     atomic_write_text(d / "best_wer", kaldi_wer_line(c) + f" {d}/hyp.txt\n")
     return c
+
+
+def kaldi_wer_file(c: Dict[str, float]) -> str:
+    """The contents of a Kaldi ``wer_<LMWT>_<penalty>`` file (compute-wer --mode=present)."""
+    return (kaldi_wer_line(c) + "\n"
+            + f"%SER {100.0 * c['sentence_errors'] / max(c['sentences'], 1):.2f} [ {c['sentence_errors']} / {c['sentences']} ]\n"
+            + f"Scored {c['sentences']} sentences, 0 not present in hyp.\n")
+
+
+def score_sweep(data_dir, graph_dir, decode_dir, lmwts=range(7, 18), penalties=(0.0, 0.5, 1.0),
+                extra: Dict[str, object] = None) -> Dict[str, object]:
+    """Kaldi's score.sh on a decode dir's lattices or n-best lists
+    (:class:`kdhybrid.decode.lattice.DecodeResults`): for every LM weight and word insertion
+    penalty, the best paths (``scoring/<LMWT>.<penalty>.tra``, word ids) and their WER against
+    ``<data_dir>/text`` (``wer_<LMWT>_<penalty>``); then ``best_wer`` (Kaldi's line naming the
+    best file), ``hyp.txt`` (the best setting's words) and ``wer.json`` (best setting, its
+    counts, the whole grid and ``extra``)."""
+    import json
+    from pathlib import Path
+
+    from kdhybrid.decode.graph import read_words_table
+    from kdhybrid.decode.lattice import DecodeResults
+    from kdhybrid.io.tables import atomic_write_text, read_text_table
+
+    d = Path(decode_dir)
+    words = read_words_table(graph_dir)
+    refs = dict(read_text_table(Path(data_dir) / "text", min_fields=1))
+    res = DecodeResults(d)
+    missing = sorted(set(refs) - set(res.utts))
+    (d / "scoring").mkdir(exist_ok=True)
+    grid, best = {}, None
+    for lmwt in lmwts:
+        for wip in penalties:
+            hyp_ids = res.best_words(lmwt, wip)
+            tra = "".join(f"{u} {' '.join(map(str, w))}\n".replace(" \n", "\n") for u, w in sorted(hyp_ids.items()))
+            atomic_write_text(d / "scoring" / f"{lmwt}.{wip}.tra", tra)
+            hyps = {u: " ".join(words.get(i, "<UNK>") for i in w) for u, w in hyp_ids.items()}
+            c = wer_counts(refs, hyps)
+            name = f"wer_{lmwt}_{wip}"
+            atomic_write_text(d / name, kaldi_wer_file(c))
+            grid[name] = c["wer"]
+            if best is None or c["errors"] < best[0]["errors"]:
+                best = (c, lmwt, wip, hyps)
+    c, lmwt, wip, hyps = best
+    out: Dict[str, object] = dict(c, lmwt=lmwt, penalty=wip, acwt=res.acwt, missing_utts=len(missing), grid=grid)
+    out.update(extra or {})
+    atomic_write_text(d / "hyp.txt", "".join(f"{u} {h}\n".replace(" \n", "\n") for u, h in sorted(hyps.items())))
+    atomic_write_text(d / "wer.json", json.dumps(out, indent=1) + "\n")
+    atomic_write_text(d / "best_wer", kaldi_wer_line(c) + f" {d}/wer_{lmwt}_{wip}\n")
+    return out
+
+
+def utterance_errors(refs: Dict[str, str], hyps: Dict[str, str]) -> Dict[str, int]:
+    """Word errors (ins + del + sub, by kaldialign's edit distance) of each utterance of ``refs``."""
+    import kaldialign
+
+    return {u: int(kaldialign.edit_distance(r.split(), hyps.get(u, "").split())["total"]) for u, r in refs.items()}
+
+
+def oracle_table(refs: Dict[str, str], systems: Dict[str, Dict[str, str]], max_size: int = 3) -> list:
+    """The oracle of Chebotar & Waters: for every combination of 2..max_size systems, the WER
+    obtained by taking, for each utterance, the hypothesis of the system with fewest errors.
+
+    :param systems: name -> (utt -> hypothesis words).
+    :return: rows {members, oracle_wer, best_single_wer, gain}, best oracle first."""
+    from itertools import combinations
+
+    words = sum(len(r.split()) for r in refs.values())
+    errs = {n: utterance_errors(refs, h) for n, h in systems.items()}
+    single = {n: 100.0 * sum(e.values()) / max(words, 1) for n, e in errs.items()}
+    rows = []
+    for size in range(2, min(max_size, len(systems)) + 1):
+        for combo in combinations(sorted(systems), size):
+            tot = sum(min(errs[n][u] for n in combo) for u in refs)
+            o = 100.0 * tot / max(words, 1)
+            b = min(single[n] for n in combo)
+            rows.append({"members": list(combo), "oracle_wer": round(o, 2), "best_single_wer": round(b, 2), "gain": round(b - o, 2)})
+    rows.sort(key=lambda r: r["oracle_wer"])
+    return rows

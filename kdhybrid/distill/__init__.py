@@ -1,1 +1,1 @@
-"""distill"""
+"""Knowledge distillation: the teacher ensemble, its top-k posterior dump, students."""

@@ -75,7 +75,8 @@ def perplexity(arpa: Pathlike, sentences: Sequence[str]) -> Dict[str, float]:
 
 def format_lm(lang_dir: Pathlike, arpa: Pathlike, lang_test_dir: Pathlike) -> None:
     """Copy ``lang_dir`` to ``lang_test_dir`` and add ``G.fst`` compiled from ``arpa``
-    (``#0`` on backoff arcs, ``<s>``/``</s>`` as epsilons, ilabel-sorted)."""
+    (``#0`` on backoff arcs, ``<s>``/``</s>`` as epsilons, ilabel-sorted) and the ARPA file
+    itself as ``G.arpa.gz`` (what LM rescoring reads, the role of Kaldi's ``G.carpa``)."""
     from kdhybrid.kaldi_libs import kaldilm
 
     lang_dir, lang_test_dir = Path(lang_dir), Path(lang_test_dir)
@@ -90,6 +91,8 @@ def format_lm(lang_dir: Pathlike, arpa: Pathlike, lang_test_dir: Pathlike) -> No
         read_symbol_table=str(lang_dir / "words.txt"),
         max_arpa_warnings=10,
     )
+    with open(arpa, "rb") as src, gzip.open(tmp / "G.arpa.gz", "wb", compresslevel=1) as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
     if lang_test_dir.exists():
         shutil.rmtree(lang_test_dir)
     os.replace(tmp, lang_test_dir)

@@ -134,13 +134,17 @@ class AcousticModel(nn.Module):
         h = self.trunk(x, lengths)
         return {name: head(h) for name, head in self.heads.items()}, self.output_lengths(lengths)
 
+    def frame_logits(self, x: torch.Tensor, lengths: torch.Tensor, head: str = "main") -> torch.Tensor:
+        """(N, T, dim) float32 logits of ``head`` at the input frame rate (subsampled outputs repeated)."""
+        out, _ = self.forward(x, lengths)
+        z = out[head]
+        if self.cfg.subsampling > 1:
+            z = z.repeat_interleave(self.cfg.subsampling, dim=1)[:, : x.shape[1]]
+        return z
+
     def log_posteriors(self, x: torch.Tensor, lengths: torch.Tensor, head: str = "main") -> torch.Tensor:
         """(N, T, num_pdfs) log-softmax at the input frame rate (subsampled outputs repeated)."""
-        out, _ = self.forward(x, lengths)
-        lp = out[head].log_softmax(-1)
-        if self.cfg.subsampling > 1:
-            lp = lp.repeat_interleave(self.cfg.subsampling, dim=1)[:, : x.shape[1]]
-        return lp
+        return self.frame_logits(x, lengths, head).log_softmax(-1)
 
     @property
     def left_context(self) -> int:

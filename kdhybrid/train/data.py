@@ -1,7 +1,9 @@
 """Training data: lhotse cuts -> padded batches of CMVN'd features and senone labels.
 
 A batch is ``{"feats": (N, T, F) float32, "lengths": (N,) int64, "labels": (N, T) int64
-(-100 on padding), "ids": [cut ids]}``. Batches come from lhotse's
+(-100 on padding), "ids": [cut ids]}``, and with a teacher dump (``posts``, a post.scp read
+by random access) also ``"soft_ids"`` (N, T, K) int64 and ``"soft_probs"`` (N, T, K)
+float32 (0 on padding), checked frame for frame against the hard labels. Batches come from lhotse's
 ``DynamicBucketingSampler`` (similar durations together, ``max_duration`` seconds a batch);
 for data-parallel training every *global* batch is split across ranks
 (:class:`RankShardedBatches`), so N processes see exactly the batches one process would.
@@ -74,7 +76,7 @@ def load_example(cut, num_pdfs: Optional[int] = None, norm_vars: bool = False, n
     return x.astype(np.float32), y
 
 
-def collate(examples: Sequence, ids: Sequence[str]) -> Dict[str, object]:
+def collate(examples: Sequence, ids: Sequence[str], soft: Optional[Sequence] = None) -> Dict[str, object]:
     n = len(examples)
     t = max(x.shape[0] for x, _ in examples)
     f = examples[0][0].shape[1]
@@ -86,13 +88,40 @@ def collate(examples: Sequence, ids: Sequence[str]) -> Dict[str, object]:
         lengths[i] = len(x)
         if y is not None:
             labels[i, : len(y)] = torch.from_numpy(y)
-    return {"feats": feats, "lengths": lengths, "labels": labels, "ids": list(ids)}
+    out = {"feats": feats, "lengths": lengths, "labels": labels, "ids": list(ids)}
+    if soft is not None:
+        k = soft[0][0].shape[1]
+        sid = torch.zeros(n, t, k, dtype=torch.int64)
+        spr = torch.zeros(n, t, k)
+        for i, (a, b) in enumerate(soft):
+            sid[i, : len(a)] = torch.from_numpy(a.astype(np.int64))
+            spr[i, : len(b)] = torch.from_numpy(b)
+        out.update(soft_ids=sid, soft_probs=spr)
+    return out
+
+
+def load_soft_labels(posts, scp: str, cut_id: str, num_frames: int, num_pdfs: Optional[int]):
+    """(ids (T, K) int32, probs (T, K) float32) of a cut from a teacher dump, checked."""
+    if cut_id not in posts:
+        raise BadCutError(f"cut '{cut_id}': no soft labels in {scp}")
+    post = posts[cut_id]
+    if post.num_frames != num_frames:
+        raise BadCutError(f"cut '{cut_id}': {post.num_frames} soft-label frames in {scp} but {num_frames} label frames")
+    if not post.is_fixed_k():
+        raise BadCutError(f"cut '{cut_id}': soft labels in {scp} do not have the same k on every frame")
+    ids, probs = post.to_topk()
+    if num_pdfs is not None and ids.size and ids.max() >= num_pdfs:
+        raise BadCutError(f"cut '{cut_id}': soft label pdf {int(ids.max())} outside the model's {num_pdfs} outputs")
+    return ids, probs
 
 
 class CutDataset(torch.utils.data.Dataset):
     """Map-style dataset over a CutSet, indexed by a list of cut ids (a batch)."""
 
-    def __init__(self, cuts, num_pdfs: int, spec_augment: Optional[SpecAugment] = None, skip_bad: bool = False, seed: int = 0):
+    def __init__(self, cuts, num_pdfs: int, spec_augment: Optional[SpecAugment] = None, skip_bad: bool = False, seed: int = 0,
+                 posts_scp: Optional[str] = None):
+        self.posts_scp = posts_scp
+        self._posts = None  # opened lazily, in the process that reads (DataLoader workers)
         self.cuts = cuts
         self.num_pdfs = num_pdfs
         self.spec_augment = spec_augment
@@ -102,7 +131,11 @@ class CutDataset(torch.utils.data.Dataset):
         self.epoch = 0
 
     def __getitem__(self, batch_ids: Sequence[str]) -> Dict[str, object]:
-        examples, ids = [], []
+        if self.posts_scp and self._posts is None:
+            from kdhybrid.io.posterior import PosteriorReader
+
+            self._posts = PosteriorReader(self.posts_scp)
+        examples, ids, soft = [], [], []
         # Seeded by the batch itself (crc32, not Python's per-process salted hash), so the
         # masks are the same in every process and after a resume.
         rng = np.random.default_rng([self.seed, self.epoch, zlib.crc32(" ".join(batch_ids).encode())])
@@ -110,6 +143,8 @@ class CutDataset(torch.utils.data.Dataset):
             cut = self.cuts[cid]
             try:
                 x, y = load_example(cut, self.num_pdfs)
+                if self._posts is not None:
+                    soft.append(load_soft_labels(self._posts, self.posts_scp, cid, len(y), self.num_pdfs))
             except BadCutError:
                 if not self.skip_bad:
                     raise
@@ -122,7 +157,7 @@ class CutDataset(torch.utils.data.Dataset):
             ids.append(cid)
         if not examples:
             return {"feats": torch.zeros(0, 0, 0), "lengths": torch.zeros(0, dtype=torch.int64), "labels": torch.zeros(0, 0, dtype=torch.int64), "ids": []}
-        return collate(examples, ids)
+        return collate(examples, ids, soft if self._posts is not None else None)
 
 
 def global_batches(cuts, max_duration: float, shuffle: bool, seed: int, epoch: int, num_buckets: int = 10) -> List[List[str]]:

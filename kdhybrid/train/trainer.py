@@ -10,7 +10,10 @@
   and the epoch);
 * ``final.pt`` (the best epoch by dev cross-entropy): config, weights, pdf count and the
   log-priors of the pdfs from the training labels, everything decoding needs;
-* a log per run and a learning-curve plot (``learning_curve.png``).
+* a log per run and a learning-curve plot (``learning_curve.png``);
+* students: with ``distill`` (:class:`kdhybrid.distill.objectives.DistillConfig`) the loss adds
+  the teacher's soft labels (a post.scp of the dump) to the hard labels, on the main output
+  or on a separate ``distill`` head.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kdhybrid.distill.objectives import DistillConfig, student_loss
 from kdhybrid.nnet.models import AcousticModel, ModelConfig, build_model
 from kdhybrid.train.data import CutDataset, RankShardedBatches, SpecAugment, global_batches
 
@@ -51,12 +55,13 @@ class TrainConfig:
     num_workers: int = 1  # DataLoader worker processes a rank
     skip_bad: bool = False
     threads: int = 0  # torch threads a rank (0: cores / ranks)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         d = dict(d)
         m = ModelConfig(**d.pop("model", {}))
-        return cls(model=m, **d)
+        return cls(model=m, distill=DistillConfig(**d.pop("distill", {})), **d)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -201,6 +206,12 @@ def train(
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
+    kd = cfg.distill
+    if kd.objective != "none":
+        if cfg.model.subsampling != 1:
+            raise ValueError("distillation needs frame-rate outputs (model.subsampling 1): the dump has a posterior per input frame")
+        if kd.head == "distill" and "distill" not in cfg.model.heads:
+            cfg.model.heads["distill"] = num_pdfs
     model = build_model(cfg.model)
     if init_from:
         init_model, _, _ = load_final(init_from)
@@ -226,7 +237,8 @@ def train(
             log.info("resuming after epoch %d from %s", ck["epoch"], cks[-1])
     if rank == 0:
         (exp / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
-    dataset = CutDataset(tr, num_pdfs, SpecAugment() if cfg.spec_augment else None, cfg.skip_bad, cfg.seed)
+    dataset = CutDataset(tr, num_pdfs, SpecAugment() if cfg.spec_augment else None, cfg.skip_bad, cfg.seed,
+                         posts_scp=kd.posts if kd.objective != "none" else None)
     best = min((h["dev_ce"] for h in history), default=float("inf"))
     # epochs since the best one (early-stopping state, recomputed on resume)
     bad_epochs = len(history) - 1 - min(range(len(history)), key=lambda i: history[i]["dev_ce"]) if history else 0
@@ -254,7 +266,8 @@ def train(
             out, _ = ddp(batch["feats"], batch["lengths"])
             ce, n, c = frame_ce(out["main"], batch["labels"], model.cfg.subsampling)
             frames = all_reduce_sum(n.detach().to(torch.float64).clone())
-            loss = ce * world / frames.clamp(min=1)
+            objective = student_loss(out, batch, kd)["loss"] if kd.objective != "none" else ce
+            loss = objective * world / frames.clamp(min=1)
             opt.zero_grad()
             loss.backward()
             if cfg.grad_clip:

@@ -13,9 +13,14 @@
 #   5  triphone GMM-HMM on deltas (Python decision tree) -> exp/tri1, alignments exp/tri1_ali
 #      (the senone labels of the neural models) and their phone-boundary agreement with the
 #      synthesiser's timings (exp/tri1_ali/boundaries.json)
-#   6  decoding graph exp/tri1/graph_tgsmall and tri1 decoding of dev (Kaldi's decoder)
+#   6  decoding graph exp/tri1/graph_tgsmall (+ its k2 form) and tri1 decoding of dev
 #   7  the acoustic model zoo on the tri1 senone labels, frame cross-entropy:
 #      exp/{tdnn,blstm,cnn_tdnn} (configs in conf/; data-parallel with --num-procs)
+#   8  tri1 and the zoo decoded on dev/test/test_heldout (k2 lattices), rescored with fglarge
+#   9  teacher ensembles: exp/ensemble_{posterior,logit} (weights by dev CE), decoded; oracle
+#  10  the logit-fusion teacher's top-k posteriors of data/train (Kaldi Posterior archives)
+#  11  the essence student exp/student_k10 (conf/student.yaml), decoded
+#  12  RESULTS.md (python -m kdhybrid.bin.results) from the decode dirs
 #
 # e.g.: ./run.sh --tier tiny             # everything on the small tier
 #       ./run.sh --stage 3 --stop-stage 3

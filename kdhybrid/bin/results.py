@@ -1,0 +1,29 @@
+"""Write the recipe's RESULTS.md from its decode dirs' wer.json files (one row per system,
+seeds grouped, a paired bootstrap test between baseline and student, the claims checked).
+
+e.g.: python -m kdhybrid.bin.results --baseline tdnn --ensemble ensemble_logit --student student_k10 \\
+        --post-dir exp/ensemble_logit/post_k10_train RESULTS.md
+"""
+import argparse
+import sys
+
+from kdhybrid.distill.results import write_results
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sets", default="dev test test_heldout")
+    p.add_argument("--baseline", default="tdnn")
+    p.add_argument("--ensemble", default="ensemble_logit")
+    p.add_argument("--student", default="student_k10")
+    p.add_argument("--post-dir", default=None)
+    p.add_argument("--note", action="append", default=[], help="a line to add under the table (e.g. timings)")
+    p.add_argument("out")
+    a = p.parse_args()
+    text = write_results(".", a.out, a.sets.split(), a.baseline, a.ensemble, a.student, a.post_dir, extra_lines=a.note)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Score a decode dir the way Kaldi's score.sh does: best paths of its lattices (or n-best
+lists) for every LM weight and word insertion penalty, WER of each, the best of them.
+Writes <decode-dir>/{scoring/LMWT.PENALTY.tra, wer_LMWT_PENALTY, best_wer, hyp.txt, wer.json};
+wer.json also gets the real-time factors of the decode.JOB.json files.
+
+e.g.: python -m kdhybrid.bin.score data/dev exp/tri1/graph_tgsmall exp/tdnn/decode_tgsmall_dev
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from kdhybrid.decode.scoring import kaldi_wer_line, score_sweep
+
+
+def decode_stats(decode_dir: Path) -> dict:
+    """Summed timings of the decode's jobs and their real-time factors."""
+    parts = [json.loads(p.read_text()) for p in sorted(decode_dir.glob("decode.*.json"))]
+    if not parts:
+        return {}
+    frames = sum(p["frames"] for p in parts)
+    am = sum(p["seconds_acoustic"] for p in parts)
+    search = sum(p["seconds_search"] for p in parts)
+    audio = max(frames * 0.01, 1e-9)
+    return {"backend": parts[0]["backend"], "frames": frames, "no_path": sum(p["no_path"] for p in parts),
+            "seconds_acoustic": round(am, 2), "seconds_search": round(search, 2),
+            "rtf_search": round(search / audio, 4), "rtf_total": round((am + search) / audio, 4),
+            **{k: parts[0][k] for k in ("beam", "lattice_beam", "max_active", "min_active") if k in parts[0]}}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--min-lmwt", type=int, default=7)
+    p.add_argument("--max-lmwt", type=int, default=17)
+    p.add_argument("--word-ins-penalty", default="0.0,0.5,1.0", help="comma-separated penalties")
+    p.add_argument("data_dir")
+    p.add_argument("graph_dir", help="graph or lang dir (its words.txt)")
+    p.add_argument("decode_dir")
+    a = p.parse_args()
+    d = Path(a.decode_dir)
+    extra = decode_stats(d)
+    rescore = d / "rescore.json"
+    if rescore.is_file():
+        extra["rescore"] = json.loads(rescore.read_text())
+    out = score_sweep(a.data_dir, a.graph_dir, d, range(a.min_lmwt, a.max_lmwt + 1),
+                      [float(x) for x in a.word_ins_penalty.split(",")], extra)
+    print(f"{kaldi_wer_line(out)} {d}/wer_{out['lmwt']}_{out['penalty']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

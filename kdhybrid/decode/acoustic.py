@@ -1,0 +1,164 @@
+"""Acoustic scorers: per-frame, per-pdf log-likelihoods of an utterance, for any model.
+
+A decode dir's model is found Kaldi's way, in its parent dir (the exp dir):
+
+* ``final.pt``: a neural model (:mod:`kdhybrid.nnet`); log-likelihood = log posterior -
+  log prior (the hybrid "pseudo-likelihood"), priors from the training labels;
+* ``final.pkl``: a GMM-HMM (:mod:`kdhybrid.gmm`); log-likelihood of each pdf's GMM;
+* ``ensemble.json``: an ensemble of neural models (:mod:`kdhybrid.distill.ensemble`).
+
+Every scorer takes the data dir's raw features (fbank) with the speaker's CMVN stats and
+applies its own feature pipeline, so all models decode one data dir through one code path.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from kdhybrid.io.datadir import read_data_dir
+from kdhybrid.io.tables import KaldiFormatError, read_matrix
+
+Pathlike = Union[str, Path]
+
+
+class AcousticScorer:
+    """Base class. ``num_pdfs``; :meth:`loglikes` on a batch of utterances."""
+
+    num_pdfs: int = 0
+    description: str = ""
+
+    def loglikes(self, feats: Sequence[np.ndarray], cmvn: Sequence[Optional[np.ndarray]]) -> List[torch.Tensor]:
+        """:param feats: per utterance (T_i, F) float32 fbank. :param cmvn: per utterance the
+        speaker's (2, F+1) CMVN stats or None.
+        :return: per utterance (T_i, num_pdfs) float32 log-likelihoods (unscaled)."""
+        raise NotImplementedError
+
+
+class GmmScorer(AcousticScorer):
+    """Log-likelihoods of a GMM-HMM's pdfs (its features: cepstra + deltas of CMVN'd fbank)."""
+
+    def __init__(self, model_dir: Pathlike):
+        from kdhybrid.gmm.feats import GmmFeatConfig
+        from kdhybrid.gmm.model import GmmHmm
+
+        d = Path(model_dir)
+        self.model = GmmHmm.load(d)
+        self.feat_cfg = GmmFeatConfig(**json.loads((d / "feat_opts.json").read_text()))
+        self.num_pdfs = self.model.num_pdfs
+        am = self.model.am
+        gconsts, mi, iv, owner = [], [], [], []
+        for p in range(am.num_pdfs):
+            g = am.get_pdf(p)
+            gconsts.append(np.asarray(g.gconsts))
+            mi.append(np.asarray(g.means_invvars))
+            iv.append(np.asarray(g.inv_vars))
+            owner.append(np.full(g.num_gauss, p))
+        self.gconsts = np.concatenate(gconsts)  # (G,)
+        self.means_invvars = np.concatenate(mi)  # (G, D)
+        self.inv_vars = np.concatenate(iv)  # (G, D)
+        owner = np.concatenate(owner)
+        self.starts = np.r_[0, np.flatnonzero(np.diff(owner)) + 1]  # first Gaussian of each pdf
+        self.description = f"GMM-HMM {d} ({self.num_pdfs} pdfs, {len(owner)} Gaussians)"
+
+    def pdf_loglikes(self, x: np.ndarray) -> np.ndarray:
+        """(T, D) features -> (T, num_pdfs) float32: log sum over each pdf's Gaussians."""
+        x = x.astype(np.float64)
+        ll = self.gconsts[None, :] + x @ self.means_invvars.T - 0.5 * (x * x) @ self.inv_vars.T  # (T, G)
+        mx = np.maximum.reduceat(ll, self.starts, axis=1)
+        owner_max = np.repeat(mx, np.diff(np.r_[self.starts, ll.shape[1]]), axis=1)
+        s = np.add.reduceat(np.exp(ll - owner_max), self.starts, axis=1)
+        return (mx + np.log(s)).astype(np.float32)
+
+    def loglikes(self, feats, cmvn):
+        from kdhybrid.gmm.feats import gmm_features
+
+        return [torch.from_numpy(self.pdf_loglikes(gmm_features(f, c, self.feat_cfg))) for f, c in zip(feats, cmvn)]
+
+
+def nnet_inputs(feats: Sequence[np.ndarray], cmvn: Sequence[Optional[np.ndarray]]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Padded (N, T, F) float32 network inputs (per-speaker mean normalisation, as the
+    training cuts apply it) and (N,) int64 lengths."""
+    from kdhybrid.features.cmvn import apply_cmvn
+
+    xs = [apply_cmvn(f, c, False) if c is not None else f for f, c in zip(feats, cmvn)]
+    lengths = torch.tensor([len(x) for x in xs], dtype=torch.int64)
+    out = torch.zeros(len(xs), int(lengths.max()), xs[0].shape[1])
+    for i, x in enumerate(xs):
+        out[i, : len(x)] = torch.from_numpy(np.asarray(x, dtype=np.float32))
+    return out, lengths
+
+
+class NnetScorer(AcousticScorer):
+    """Log posterior - log prior of a hybrid network (``final.pt``)."""
+
+    def __init__(self, final_pt: Pathlike, head: str = "main"):
+        from kdhybrid.train.trainer import load_final
+
+        self.model, self.log_priors, ck = load_final(final_pt)
+        self.num_pdfs = int(ck["num_pdfs"])
+        self.head = head
+        self.description = f"{self.model.cfg.arch} {final_pt} ({self.num_pdfs} pdfs, {self.model.num_params()} parameters)"
+
+    @torch.no_grad()
+    def log_posteriors(self, feats, cmvn) -> List[torch.Tensor]:
+        """Per utterance (T_i, num_pdfs) log posteriors at the input frame rate."""
+        x, lengths = nnet_inputs(feats, cmvn)
+        lp = self.model.log_posteriors(x, lengths, self.head)
+        return [lp[i, : int(n)] for i, n in enumerate(lengths)]
+
+    def loglikes(self, feats, cmvn):
+        return [lp - self.log_priors[None, :] for lp in self.log_posteriors(feats, cmvn)]
+
+
+def load_scorer(model_dir: Pathlike) -> AcousticScorer:
+    """The scorer of an exp dir: ``ensemble.json``, ``final.pt`` or ``final.pkl`` (first found)."""
+    d = Path(model_dir)
+    if (d / "ensemble.json").is_file():
+        from kdhybrid.distill.ensemble import EnsembleScorer
+
+        return EnsembleScorer.load(d)
+    if (d / "final.pt").is_file():
+        return NnetScorer(d / "final.pt")
+    if (d / "final.pkl").is_file():
+        return GmmScorer(d)
+    raise FileNotFoundError(f"{d}: no model (ensemble.json, final.pt or final.pkl)")
+
+
+def iter_feature_batches(data_dir: Pathlike, max_frames: int = 20000) -> Iterator[Tuple[List[str], List[np.ndarray], List[Optional[np.ndarray]]]]:
+    """Batches (utts, fbank (T, F) float32, speaker CMVN stats) of a data dir, in its order,
+    each with at most ``max_frames`` frames (or one utterance).
+
+    :raises KaldiFormatError: naming the data dir and utterance when features are missing
+        or empty."""
+    dd = read_data_dir(data_dir)
+    if not dd.feats_scp:
+        raise KaldiFormatError(f"{data_dir}/feats.scp: missing, the data dir has no features (run steps/make_fbank.sh)")
+    cmvn_cache: Dict[str, np.ndarray] = {}
+    utts, feats, cmvns, frames = [], [], [], 0
+    for utt in dd.utts:
+        if utt not in dd.feats_scp:
+            raise KaldiFormatError(f"{data_dir}/feats.scp: no features for utterance '{utt}'")
+        f = read_matrix(dd.feats_scp[utt])
+        if f.ndim != 2 or f.shape[0] == 0:
+            raise KaldiFormatError(f"{data_dir}/feats.scp: utterance '{utt}' has no feature frames (shape {tuple(f.shape)})")
+        c = None
+        if dd.cmvn_scp:
+            spk = dd.utt2spk[utt]
+            if spk not in cmvn_cache:
+                if spk not in dd.cmvn_scp:
+                    raise KaldiFormatError(f"{data_dir}/cmvn.scp: no stats for speaker '{spk}' of utterance '{utt}'")
+                cmvn_cache[spk] = read_matrix(dd.cmvn_scp[spk])
+            c = cmvn_cache[spk]
+        if utts and frames + len(f) > max_frames:
+            yield utts, feats, cmvns
+            utts, feats, cmvns, frames = [], [], [], 0
+        utts.append(utt)
+        feats.append(np.asarray(f, dtype=np.float32))
+        cmvns.append(c)
+        frames += len(f)
+    if utts:
+        yield utts, feats, cmvns

@@ -1,0 +1,150 @@
+"""The teacher's "essence": top-k senone posteriors of every frame, as Kaldi Posterior archives.
+
+One dump job takes one split of a data dir, runs the teacher (an ensemble dir or a single
+model dir) over it in batches, and writes for every utterance a (T, K) Posterior: the K most
+probable pdf-ids of each frame, most probable first, with their probabilities after
+temperature T (not renormalised: the mass of the top K is what it is; ``K = 0`` writes all
+pdfs). It also accumulates the mean cumulative probability of the top 1..100 pdfs (the mass
+curve of Yang et al.'s Figure 1).
+
+Jobs are atomic and resumable: ``post.JOB.ark``/``.scp`` are written under temporary names
+and renamed when complete, and ``dump.JOB.json`` (the job's statistics) is written last; a
+re-run skips the jobs that have it. Each job's output depends only on its split and the
+teacher, so a resumed dump is byte-identical to an uninterrupted one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, Union
+
+import numpy as np
+import torch
+
+from kdhybrid.decode.acoustic import iter_feature_batches
+from kdhybrid.io.posterior import PosteriorWriter
+
+Pathlike = Union[str, Path]
+MASS_K = 100
+
+
+@dataclass
+class DumpConfig:
+    topk: int = 10  # 0: the full distribution
+    temperature: float = 1.0
+    batch_frames: int = 20000
+
+
+def load_teacher(teacher_dir: Pathlike):
+    """An :class:`~kdhybrid.distill.ensemble.EnsembleScorer` for an ensemble dir, or a
+    one-member ensemble for a model dir with ``final.pt``."""
+    from kdhybrid.distill.ensemble import EnsembleConfig, EnsembleScorer
+
+    d = Path(teacher_dir)
+    if (d / "ensemble.json").is_file():
+        return EnsembleScorer.load(d)
+    if (d / "final.pt").is_file():
+        return EnsembleScorer(EnsembleConfig([str(d)]))
+    raise FileNotFoundError(f"teacher {d}: no ensemble.json or final.pt")
+
+
+def topk_posteriors(lp: torch.Tensor, k: int):
+    """(T, P) log posteriors -> ids (T, K) int32, probs (T, K) float32, most probable first
+    (K = P when k is 0), and the (min(P, 100),) cumulative top-k mass summed over frames."""
+    p = lp.exp()
+    m = min(MASS_K, p.shape[1])
+    top = torch.topk(p, max(k, m) if k else p.shape[1], dim=1)
+    mass = top.values[:, :m].double().cumsum(1).sum(0).numpy()
+    if k:
+        return top.indices[:, :k].to(torch.int32).numpy(), top.values[:, :k].numpy(), mass
+    ids = torch.arange(p.shape[1], dtype=torch.int32).expand(p.shape[0], -1)
+    return ids.numpy(), p.numpy(), mass
+
+
+def dump_job(data_dir: Pathlike, teacher, post_dir: Pathlike, job: int, cfg: DumpConfig) -> Dict[str, object]:
+    """Write ``post.JOB.ark``/``post.JOB.scp`` and ``dump.JOB.json`` for one data split."""
+    out = Path(post_dir)
+    t0 = time.time()
+    t_fwd = 0.0
+    frames = utts = 0
+    mass = np.zeros(min(MASS_K, teacher.num_pdfs))
+    with PosteriorWriter(out / f"post.{job}.ark", out / f"post.{job}.scp") as w:
+        for keys, feats, cmvn in iter_feature_batches(data_dir, cfg.batch_frames):
+            t1 = time.time()
+            lps = teacher.log_posteriors(feats, cmvn, cfg.temperature)
+            t_fwd += time.time() - t1
+            for u, lp in zip(keys, lps):
+                ids, probs, m = topk_posteriors(lp, cfg.topk)
+                w.write_topk(u, ids, probs)
+                mass += m
+                frames += lp.shape[0]
+                utts += 1
+    stats = dict(job=job, utts=utts, frames=frames, seconds=round(time.time() - t0, 2), seconds_forward=round(t_fwd, 2),
+                 mass_sum=mass.tolist())
+    tmp = out / f"dump.{job}.json.tmp"
+    tmp.write_text(json.dumps(stats) + "\n")
+    os.replace(tmp, out / f"dump.{job}.json")
+    return stats
+
+
+def finish_dump(post_dir: Pathlike, num_jobs: int, teacher_dir: Pathlike, cfg: DumpConfig, num_pdfs: int) -> Dict[str, object]:
+    """Merge the jobs: ``post.scp`` and ``post.json`` (K, T, teacher, frames, mass curve, bytes
+    per frame against dense float32) and ``mass_curve.png``."""
+    from kdhybrid.io.tables import atomic_write_text
+
+    out = Path(post_dir)
+    jobs = []
+    for j in range(1, num_jobs + 1):
+        f = out / f"dump.{j}.json"
+        if not f.is_file():
+            raise FileNotFoundError(f"{f}: missing, job {j} did not finish (see {out}/log/dump.{j}.log); re-run to resume")
+        jobs.append(json.loads(f.read_text()))
+    atomic_write_text(out / "post.scp", "".join((out / f"post.{j}.scp").read_text() for j in range(1, num_jobs + 1)))
+    frames = sum(s["frames"] for s in jobs)
+    mass = np.sum([s["mass_sum"] for s in jobs], axis=0) / max(frames, 1)
+    size = sum((out / f"post.{j}.ark").stat().st_size for j in range(1, num_jobs + 1))
+    teacher = {}
+    tj = Path(teacher_dir) / "ensemble.json"
+    if tj.is_file():
+        teacher = json.loads(tj.read_text())
+    else:
+        teacher = {"members": [str(teacher_dir)], "weights": [1.0], "fusion": "single"}
+    info = dict(asdict(cfg), K=cfg.topk if cfg.topk else num_pdfs, T=cfg.temperature, teacher=str(teacher_dir),
+                members=teacher["members"], weights=teacher["weights"], fusion=teacher["fusion"], num_pdfs=num_pdfs,
+                utts=sum(s["utts"] for s in jobs), frames=frames, num_jobs=num_jobs,
+                mean_topk_mass=round(float(mass[min(cfg.topk or num_pdfs, len(mass)) - 1]), 6),
+                bytes=size, bytes_per_frame=round(size / max(frames, 1), 2), dense_float32_bytes_per_frame=4 * num_pdfs,
+                size_ratio_vs_dense=round(size / max(frames, 1) / (4 * num_pdfs), 4),
+                seconds_jobs=round(sum(s["seconds"] for s in jobs), 1), seconds_forward=round(sum(s["seconds_forward"] for s in jobs), 1),
+                mass_curve={str(k + 1): round(float(v), 6) for k, v in enumerate(mass)})
+    atomic_write_text(out / "post.json", json.dumps(info, indent=1) + "\n")
+    plot_mass_curve(mass, out / "mass_curve.png", f"{teacher['fusion']} teacher, T={cfg.temperature}")
+    return info
+
+
+def plot_mass_curve(mass: np.ndarray, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = np.arange(1, len(mass) + 1)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(k, mass, marker=".", ms=3)
+    for kk in (1, 10, 40):
+        if kk <= len(mass):
+            ax.annotate(f"top-{kk}: {mass[kk - 1]:.3f}", (kk, mass[kk - 1]), textcoords="offset points", xytext=(8, -12), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("k (most probable senones kept)")
+    ax.set_ylabel("mean probability mass of the top k")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)

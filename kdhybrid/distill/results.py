@@ -1,0 +1,199 @@
+"""The reproduction table: RESULTS.md from the decode dirs' wer.json files, never by hand.
+
+A system is an exp dir with scored decode dirs ``decode_<lm>_<set>``. Its row gives the WER
+of each test set (the rescored LM's when present), the dev frame accuracy (best epoch of the
+training history; for an ensemble, of the fused posteriors on dev), the parameters and the
+training time. Systems named ``<name>_seed<N>`` are grouped: mean and spread over seeds.
+The significance of the difference between two systems on a test set is a paired bootstrap
+over utterances (Bisani & Ney, 2004) on the per-utterance errors of their ``hyp.txt``.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+Pathlike = Union[str, Path]
+
+
+@dataclass
+class System:
+    name: str
+    exp: Path
+    kind: str  # gmm | member | ensemble | student
+    wer: Dict[str, float] = field(default_factory=dict)  # set -> WER (%)
+    decode_dirs: Dict[str, Path] = field(default_factory=dict)
+    lm: str = ""
+    dev_acc: Optional[float] = None
+    params: Optional[int] = None
+    train_seconds: Optional[float] = None
+    note: str = ""
+
+
+def _decode_dir(exp: Path, test_set: str, lms: Sequence[str]) -> Tuple[Optional[Path], str]:
+    for lm in lms:
+        d = exp / f"decode_{lm}_{test_set}"
+        if (d / "wer.json").is_file():
+            return d, lm
+    return None, ""
+
+
+def describe(exp: Pathlike, sets: Sequence[str], lms: Sequence[str] = ("fglarge", "tgsmall")) -> Optional[System]:
+    """A :class:`System` of an exp dir, or None when it has no scored decode dir."""
+    exp = Path(exp)
+    s = System(exp.name, exp, "member")
+    for x in sets:
+        d, lm = _decode_dir(exp, x, lms)
+        if d is not None:
+            s.wer[x] = json.loads((d / "wer.json").read_text())["wer"]
+            s.decode_dirs[x] = d
+            s.lm = s.lm or lm
+    if not s.wer:
+        return None
+    if (exp / "ensemble.json").is_file():
+        cfg = json.loads((exp / "ensemble.json").read_text())
+        s.kind = "ensemble"
+        s.dev_acc = cfg.get("selection", {}).get("dev_acc")
+        members = [describe_model(Path(m)) for m in cfg["members"]]
+        s.params = sum(m[1] or 0 for m in members)
+        s.train_seconds = sum(m[2] or 0 for m in members)
+        s.note = f"{cfg['fusion']} fusion of {', '.join(Path(m).name for m in cfg['members'])}, weights {cfg['weights']}"
+    elif (exp / "final.pt").is_file():
+        s.dev_acc, s.params, s.train_seconds, ck = describe_model(exp)
+        kd = (ck.get("train_config") or {}).get("distill") or {}
+        if kd.get("objective", "none") != "none":
+            s.kind = "student"
+            post = Path(kd["posts"]).parent / "post.json"
+            k = json.loads(post.read_text())["K"] if post.is_file() else "?"
+            s.note = f"{kd['objective']}, k={k}, hard weight {kd.get('hard_weight')}, soft weight {kd.get('soft_weight')}, head {kd.get('head')}"
+            if kd["objective"] == "interpolation":
+                s.note = f"label interpolation, k={k}, alpha {kd.get('alpha')}"
+        else:
+            s.note = f"{ck['model_config']['arch']}, hard labels"
+    elif (exp / "final.pkl").is_file():
+        s.kind = "gmm"
+        s.note = "GMM-HMM"
+    return s
+
+
+def describe_model(exp: Path):
+    """(best dev frame accuracy, parameters, training seconds, checkpoint) of a final.pt."""
+    import torch
+
+    ck = torch.load(exp / "final.pt", map_location="cpu")
+    hist = ck.get("history") or []
+    acc = max((h["dev_acc"] for h in hist), default=None)
+    if ck.get("num_params") is None:
+        ck["num_params"] = sum(v.numel() for v in ck["state_dict"].values() if v.dtype.is_floating_point)
+    return acc, ck.get("num_params"), ck.get("train_seconds"), ck
+
+
+def paired_bootstrap(err_a: np.ndarray, err_b: np.ndarray, words: np.ndarray, n: int = 10000, seed: int = 0) -> float:
+    """Two-sided p-value that systems a and b have the same WER: utterances resampled with
+    replacement ``n`` times; p = 2 * min(P(diff <= 0), P(diff >= 0)) of the resampled
+    differences in errors."""
+    rng = np.random.default_rng(seed)
+    d = (err_a - err_b).astype(np.float64)
+    idx = rng.integers(0, len(d), size=(n, len(d)))
+    diffs = d[idx].sum(1)
+    return float(min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())))
+
+
+def utterance_error_vector(decode_dir: Path, data_dir: Path) -> Tuple[np.ndarray, np.ndarray, List[str]]:
+    from kdhybrid.decode.scoring import utterance_errors
+    from kdhybrid.io.tables import read_text_table
+
+    refs = dict(read_text_table(data_dir / "text", min_fields=1))
+    hyps = dict(read_text_table(decode_dir / "hyp.txt", min_fields=1))
+    e = utterance_errors(refs, hyps)
+    keys = sorted(refs)
+    return np.array([e[k] for k in keys]), np.array([len(refs[k].split()) for k in keys]), keys
+
+
+def group_seeds(systems: List[System]) -> Dict[str, List[System]]:
+    groups: Dict[str, List[System]] = {}
+    for s in systems:
+        groups.setdefault(re.sub(r"_seed\d+$", "", s.name), []).append(s)
+    return groups
+
+
+def _fmt(vals: Sequence[Optional[float]], digits: int = 2) -> str:
+    v = [x for x in vals if x is not None]
+    if not v:
+        return "-"
+    if len(v) == 1:
+        return f"{v[0]:.{digits}f}"
+    return f"{np.mean(v):.{digits}f} ± {np.std(v, ddof=1):.{digits}f} (n={len(v)})"
+
+
+def write_results(recipe_dir: Pathlike, out: Pathlike, sets: Sequence[str], baseline: str, ensemble: str, student: str,
+                  post_dir: Optional[str] = None, order: Sequence[str] = (), extra_lines: Sequence[str] = ()) -> str:
+    """Write RESULTS.md (returns its text)."""
+    root = Path(recipe_dir)
+    systems = [s for s in (describe(e, sets) for e in sorted((root / "exp").iterdir()) if e.is_dir()) if s is not None]
+    groups = group_seeds(systems)
+    rank = {n: i for i, n in enumerate(order)}
+    names = sorted(groups, key=lambda n: (rank.get(n, len(rank)), {"gmm": 0, "member": 1, "ensemble": 2, "student": 3}[groups[n][0].kind], n))
+    lines = ["# synth_en results", "",
+             "Written by `python -m kdhybrid.bin.results` (the recipe's last stage) from the decode dirs' `wer.json`; do not edit.",
+             "WER (%) after rescoring with the 4-gram (`fglarge`) where the system was rescored, else the decoding LM (`tgsmall`);",
+             "each the best LM weight / insertion penalty on that set (Kaldi's `best_wer` convention). Dev frame accuracy: best epoch.",
+             "", "| system | kind | " + " | ".join(f"{x} WER" for x in sets) + " | dev frame acc | params | train time (s) | LM | what |",
+             "|---|---|" + "---|" * len(sets) + "---|---|---|---|---|"]
+    for n in names:
+        g = groups[n]
+        s0 = g[0]
+        cells = [_fmt([s.wer.get(x) for s in g]) for x in sets]
+        acc = _fmt([100 * s.dev_acc if s.dev_acc is not None else None for s in g], 1)
+        params = f"{s0.params / 1e6:.2f} M" if s0.params else "-"
+        secs = _fmt([s.train_seconds for s in g], 0)
+        lines.append(f"| {n} | {s0.kind} | " + " | ".join(cells) + f" | {acc} | {params} | {secs} | {s0.lm} | {s0.note} |")
+    lines.append("")
+    by = {n: groups[n] for n in names}
+    claims = claims_text(root, by, sets, baseline, ensemble, student, post_dir)
+    lines += claims + [""] + list(extra_lines)
+    text = "\n".join(lines) + "\n"
+    Path(out).write_text(text)
+    return text
+
+
+def _mean_wer(g: List[System], x: str) -> Optional[float]:
+    v = [s.wer[x] for s in g if x in s.wer]
+    return float(np.mean(v)) if v else None
+
+
+def claims_text(root: Path, by: Dict[str, List[System]], sets, baseline: str, ensemble: str, student: str, post_dir: Optional[str]) -> List[str]:
+    out = ["## The papers' claims on this data", ""]
+    test = "test" if "test" in sets else sets[-1]
+    if baseline in by and student in by:
+        b, s = by[baseline], by[student]
+        bw, sw = _mean_wer(b, test), _mean_wer(s, test)
+        p = None
+        if b[0].decode_dirs.get(test) and s[0].decode_dirs.get(test):
+            ea, words, _ = utterance_error_vector(b[0].decode_dirs[test], root / "data" / test)
+            eb, _, _ = utterance_error_vector(s[0].decode_dirs[test], root / "data" / test)
+            p = paired_bootstrap(ea, eb, words)
+        verdict = "beats" if sw < bw else "does not beat"
+        out.append(f"1. **Student vs baseline.** The student `{student}` {verdict} the hard-label baseline `{baseline}` on {test}: "
+                   f"{sw:.2f}% vs {bw:.2f}% WER ({'mean over seeds, ' if len(s) > 1 or len(b) > 1 else ''}paired bootstrap on the first seed's "
+                   f"per-utterance errors, p = {p:.3f}" + (", significant at 0.05)." if p is not None and p < 0.05 else ", not significant at 0.05)."))
+    if ensemble in by and student in by:
+        ew, sw = _mean_wer(by[ensemble], test), _mean_wer(by[student], test)
+        verdict = "beats" if sw < ew else "does not beat"
+        out.append(f"2. **Student vs teacher ensemble.** The student {verdict} the ensemble `{ensemble}` on {test}: {sw:.2f}% vs {ew:.2f}% "
+                   f"(Yang et al. report the student beating the ensemble; " + ("reproduced here)." if sw < ew else "not reproduced here).")
+                   )
+    students = {n: g for n, g in by.items() if g[0].kind == "student" and "k=" in g[0].note}
+    if students and post_dir and (Path(post_dir) / "post.json").is_file():
+        curve = json.loads((Path(post_dir) / "post.json").read_text())["mass_curve"]
+        dev = "dev" if "dev" in sets else sets[0]
+        best = min(students, key=lambda n: _mean_wer(students[n], dev) or 1e9)
+        k = re.search(r"k=(\w+)", students[best][0].note).group(1)
+        mass = ", ".join(f"top-{kk} {curve[str(kk)]:.3f}" for kk in (1, 5, 10, 20, 40) if str(kk) in curve)
+        out.append(f"3. **Which k.** Among the distilled students, `{best}` (k={k}) has the lowest {dev} WER ({_mean_wer(students[best], dev):.2f}%). "
+                   f"The teacher's mean probability mass kept by the top k (the mass curve, `{post_dir}/mass_curve.png`): {mass}.")
+    return out

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Dumps the teacher's top-k senone posteriors of every frame of a data dir as Kaldi Posterior
+# archives: <post-dir>/{post.JOB.ark, post.JOB.scp, post.scp, post.json, mass_curve.png}.
+# The teacher is an ensemble dir (ensemble.json) or a model dir (final.pt). Jobs are atomic
+# and resumable: a re-run after a kill redoes only the jobs without dump.JOB.json.
+
+# Begin configuration section.
+nj=2
+cmd=steps/run.py
+topk=10           # 0: the full distribution
+temperature=1.0
+batch_frames=20000
+# End configuration section.
+
+help_message="Usage: $0 [options] <data-dir> <teacher-dir> <post-dir>
+e.g.: $0 --topk 10 data/train exp/ensemble_logit exp/ensemble_logit/post_k10_train
+Options:
+  --topk <k>          most probable pdfs kept per frame, 0 for all (default: $topk)
+  --temperature <T>   softmax temperature (default: $temperature)"
+
+echo "$0 $*"
+. steps/parse_options.sh || exit 1
+if [ $# -ne 3 ]; then printf '%s\n' "$help_message" 1>&2; exit 1; fi
+set -euo pipefail
+data=$1; teacher=$2; dir=$3
+for f in $data/feats.scp $data/cmvn.scp; do [ -f $f ] || { echo "$0: no such file $f" 1>&2; exit 1; }; done
+[ -f $teacher/ensemble.json ] || [ -f $teacher/final.pt ] || { echo "$0: no ensemble.json or final.pt in $teacher" 1>&2; exit 1; }
+mkdir -p $dir/log
+opts="--topk $topk --temperature $temperature --batch-frames $batch_frames"
+if [ -f $dir/post.json ] && [ "$(cat $dir/dump_opts 2>/dev/null)" == "$opts $teacher $data nj=$nj" ]; then
+  echo "$0: $dir is complete"; exit 0
+fi
+if [ "$(cat $dir/dump_opts 2>/dev/null)" != "$opts $teacher $data nj=$nj" ]; then
+  rm -f $dir/post.* $dir/dump.*.json   # different options: start over
+  echo "$opts $teacher $data nj=$nj" > $dir/dump_opts
+fi
+python -c "from kdhybrid.io.datadir import split_data; split_data('$data', $nj)"
+todo=""
+for j in $(seq $nj); do [ -f $dir/dump.$j.json ] || todo="$todo $j"; done
+echo "$0: jobs to run:${todo:- none}"
+for j in $todo; do
+  $cmd $dir/log/dump.$j.log python -m kdhybrid.bin.dump_teacher_posteriors --job $j $opts $data/split${nj}utt/$j $teacher $dir &
+done
+wait
+python -m kdhybrid.bin.dump_teacher_posteriors --finish $nj $opts $data $teacher $dir
