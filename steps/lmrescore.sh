@@ -5,9 +5,10 @@
 # like a decode (steps/score.sh). Writes <out-dir>/{nbest.JOB.json.gz,rescore.json,wer_*,best_wer,wer.json}.
 
 # Begin configuration section.
-num_paths=100
+num_paths=50
 nbest_scale=0.5
 lm_scale=1.0
+cmd=steps/run.py
 skip_scoring=false
 scoring_opts=
 # End configuration section.
@@ -22,7 +23,18 @@ set -euo pipefail
 old=$1; new=$2; data=$3; in=$4; out=$5
 for f in $old/G.arpa.gz $new/G.arpa.gz $new/words.txt $data/text $in/lat.1.pt; do [ -f $f ] || { echo "$0: no such file $f" 1>&2; exit 1; }; done
 mkdir -p $out/log
-rm -f $out/nbest.*.json.gz
-python -m kdhybrid.bin.lmrescore --num-paths $num_paths --nbest-scale $nbest_scale --lm-scale $lm_scale $old $new $in $out \
-  2> >(tee $out/log/lmrescore.log 1>&2)
+rm -f $out/nbest.*.json.gz $out/rescore*.json
+nj=$(ls $in/lat.*.pt | wc -l)
+$cmd JOB=1:$nj $out/log/lmrescore.JOB.log python -m kdhybrid.bin.lmrescore --job JOB --num-paths $num_paths \
+  --nbest-scale $nbest_scale --lm-scale $lm_scale $old $new $in $out
+python - $out $nj <<'PY'
+import json, sys
+from pathlib import Path
+out, nj = Path(sys.argv[1]), int(sys.argv[2])
+parts = [json.loads((out / f"rescore.{j}.json").read_text()) for j in range(1, nj + 1)]
+tot = dict(parts[0], seconds=round(sum(p["seconds"] for p in parts), 1),
+           utts=sum(p["utts"] for p in parts), hyps=sum(p["hyps"] for p in parts), jobs=nj)
+tot["mean_hyps_per_utt"] = round(tot["hyps"] / max(tot["utts"], 1), 1)
+(out / "rescore.json").write_text(json.dumps(tot, indent=1) + "\n")
+PY
 $skip_scoring || steps/score.sh $scoring_opts $data $new $out

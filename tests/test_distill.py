@@ -39,16 +39,34 @@ def test_fusions_by_hand():
     assert simplex_grid(3, 0.5) == [[0.0, 0.0, 1.0], [0.0, 0.5, 0.5], [0.0, 1.0, 0.0], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0], [1.0, 0.0, 0.0]]
     with pytest.raises(ValueError, match="fusion"):
         EnsembleConfig(["a"], fusion="max")
+    # the dump's top-k: most probable first; k = 0 keeps every pdf in id order
+    from kdhybrid.distill.dump import topk_posteriors
+
+    lp = torch.randn(4, 150).log_softmax(-1)
+    ids, probs, mass = topk_posteriors(lp, 3)
+    assert ids.shape == (4, 3) and (np.diff(probs, axis=1) <= 0).all() and mass.shape == (100,)
+    np.testing.assert_allclose(probs, lp.exp().sort(-1, descending=True).values[:, :3].numpy())
+    np.testing.assert_allclose(mass[2], probs.sum(), rtol=1e-5)
+    ids, probs, _ = topk_posteriors(lp, 0)
+    assert ids.shape == (4, 150) and (ids == np.arange(150)).all()
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
 
 
 def test_ensemble_weights_decode_and_oracle(members):
     d, run = members
     g = ensure_small_graph((d, run))
     for fusion in ("posterior", "logit"):
-        run(f"steps/make_ensemble.sh --fusion {fusion} --grid-step 0.25 exp/ens_{fusion} exp/tdnn_m exp/blstm_m")
+        crit = f"--criterion wer --candidates 2 --graph {g.relative_to(d)}" if fusion == "logit" else ""
+        run(f"steps/make_ensemble.sh --fusion {fusion} --grid-step 0.25 {crit} exp/ens_{fusion} exp/tdnn_m exp/blstm_m")
         cfg = EnsembleConfig.load(d / f"exp/ens_{fusion}")
         grid = json.loads((d / f"exp/ens_{fusion}/grid.json").read_text())
-        assert len(grid) == 5 and cfg.weights == grid[0]["weights"] and grid[0]["ce"] == min(r["ce"] for r in grid)
+        assert len(grid) == 5 and grid[0]["ce"] == min(r["ce"] for r in grid)
+        if fusion == "posterior":
+            assert cfg.weights == grid[0]["weights"]
+        else:  # chosen by dev WER among the two best by CE
+            wers = cfg.selection["candidates"]
+            assert len(wers) == 2 and cfg.weights in [grid[0]["weights"], grid[1]["weights"]]
+            assert wers[json.dumps(cfg.weights)] == min(wers.values())
         # the chosen weights are no worse on dev CE than either member alone
         assert cfg.selection["dev_ce"] <= min(cfg.selection["members_dev_ce"].values()) + 1e-6
     # An ensemble is scored like its members: weights (1, 0) give member 1's log-likelihoods.

@@ -120,17 +120,18 @@ def test_k2_and_kaldi_backends_agree(gmm):
 
 
 def test_lmrescore(gmm):
-    """n-best rescoring: with the decoding LM itself, every utterance's best hypothesis is the
-    lattice's best path (its exact scores are kept); with a 4-gram it runs through the same
-    scoring and records what it did."""
+    """n-best rescoring: with the decoding LM itself, every utterance's best hypothesis at every
+    LM weight and penalty is the lattice's best path (the n-best holds those paths with their
+    exact scores); with a 4-gram it runs through the same scoring and records what it did."""
     d, run = gmm
     ensure_small_graph(gmm)
     if not (d / "exp/tri1/decode_small_dev/lat.1.pt").is_file():
         run("steps/decode.sh --nj 2 exp/tri1/graph_small data/dev exp/tri1/decode_small_dev")
     run("steps/lmrescore.sh --num-paths 20 data/lang_test_small data/lang_test_small data/dev exp/tri1/decode_small_dev exp/tri1/decode_small_dev_same")
-    a = read_text_table(d / "exp/tri1/decode_small_dev/scoring/10.0.0.tra", min_fields=1)
-    b = read_text_table(d / "exp/tri1/decode_small_dev_same/scoring/10.0.0.tra", min_fields=1)
-    assert a == b
+    for tra in sorted((d / "exp/tri1/decode_small_dev/scoring").glob("*.tra")):  # every LM weight and penalty
+        a = read_text_table(tra, min_fields=1)
+        b = read_text_table(d / "exp/tri1/decode_small_dev_same/scoring" / tra.name, min_fields=1)
+        assert a == b, tra.name
     run("steps/lmrescore.sh --num-paths 20 data/lang_test_small data/lang_test_small4 data/dev exp/tri1/decode_small_dev exp/tri1/decode_small_dev_fg")
     w = json.loads((d / "exp/tri1/decode_small_dev_fg/wer.json").read_text())
     assert w["rescore"]["new_lang"] == "data/lang_test_small4" and w["rescore"]["mean_hyps_per_utt"] > 1 and w["wer"] < 95.0

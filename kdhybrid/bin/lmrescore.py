@@ -1,5 +1,6 @@
 """Rescore a decode dir's k2 lattices with a larger LM (n-best, exact ARPA scores):
-<out-dir>/nbest.JOB.json.gz for every <in-dir>/lat.JOB.pt, and <out-dir>/rescore.json.
+<out-dir>/nbest.JOB.json.gz for every <in-dir>/lat.JOB.pt (or --job JOB's only, with
+rescore.JOB.json), and <out-dir>/rescore.json.
 The LMs are the lang dirs' G.arpa.gz (written by steps/format_lm.sh).
 
 e.g.: python -m kdhybrid.bin.lmrescore data/lang_test_tgsmall data/lang_test_fglarge \\
@@ -22,9 +23,10 @@ log = logging.getLogger("lmrescore")
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--num-paths", type=int, default=100)
+    p.add_argument("--num-paths", type=int, default=50)
     p.add_argument("--nbest-scale", type=float, default=0.5)
     p.add_argument("--lm-scale", type=float, default=1.0)
+    p.add_argument("--job", type=int, default=0, help="rescore only lat.JOB.pt (0: all, then write rescore.json)")
     p.add_argument("old_lang")
     p.add_argument("new_lang")
     p.add_argument("in_dir")
@@ -38,8 +40,8 @@ def main() -> int:
     old_lm, new_lm = ArpaLm(Path(a.old_lang) / "G.arpa.gz"), ArpaLm(Path(a.new_lang) / "G.arpa.gz")
     log.info("LMs loaded: %s (order %d), %s (order %d) in %.1f s", a.old_lang, old_lm.order, a.new_lang, new_lm.order, time.time() - t0)
     id2word = read_words_table(a.new_lang)
-    lats = sorted(Path(a.in_dir).glob("lat.*.pt"))
-    if not lats:
+    lats = sorted(Path(a.in_dir).glob("lat.*.pt")) if not a.job else [Path(a.in_dir) / f"lat.{a.job}.pt"]
+    if not lats or not lats[0].is_file():
         raise FileNotFoundError(f"{a.in_dir}: no lat.*.pt lattices (decode with steps/decode.sh --backend k2)")
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -47,14 +49,14 @@ def main() -> int:
     for lp in lats:
         job = lp.name.split(".")[1]
         u, lat, acwt = load_lattices(lp)
-        nb = rescore_nbest(lattice_nbest(lat, u, a.num_paths, a.nbest_scale), id2word, old_lm, new_lm, a.lm_scale)
+        nb = rescore_nbest(lattice_nbest(lat, u, a.num_paths, a.nbest_scale, acwt=acwt), id2word, old_lm, new_lm, a.lm_scale)
         save_nbest(out / f"nbest.{job}.json.gz", nb, acwt)
         hyps += sum(len(h) for h in nb.values())
         utts += len(nb)
         log.info("%s: %d utterances rescored", lp, len(nb))
     stats = dict(old_lang=a.old_lang, new_lang=a.new_lang, num_paths=a.num_paths, nbest_scale=a.nbest_scale, lm_scale=a.lm_scale,
-                 mean_hyps_per_utt=round(hyps / max(utts, 1), 1), seconds=round(time.time() - t0, 1), input=a.in_dir)
-    (out / "rescore.json").write_text(json.dumps(stats, indent=1) + "\n")
+                 mean_hyps_per_utt=round(hyps / max(utts, 1), 1), utts=utts, hyps=hyps, seconds=round(time.time() - t0, 1), input=a.in_dir)
+    (out / (f"rescore.{a.job}.json" if a.job else "rescore.json")).write_text(json.dumps(stats, indent=1) + "\n")
     log.info("%s", json.dumps(stats))
     return 0
 

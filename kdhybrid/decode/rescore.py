@@ -1,6 +1,7 @@
 """N-best LM rescoring of k2 lattices (the role of Kaldi's lmrescore.sh / lmrescore_const_arpa.sh).
 
-From each lattice, distinct word sequences are drawn: its best path plus ``num_paths`` paths
+From each lattice, distinct word sequences are drawn: its best paths under every LM weight
+and insertion penalty of the scoring sweep, plus ``num_paths`` paths
 sampled by k2 (``random_paths``) with the lattice's scores scaled by ``nbest_scale`` (< 1
 flattens the distribution, so more distinct hypotheses come out). Each hypothesis gets the
 acoustic and graph scores of its best alignment in the lattice (lattice intersected with
@@ -29,7 +30,8 @@ def _per_fsa_sums(fsas, values: torch.Tensor) -> List[float]:
     return r.sum().tolist()
 
 
-def lattice_nbest(lat, utts: Sequence[str], num_paths: int = 100, nbest_scale: float = 0.5, seed: int = 0) -> Dict[str, List[Hyp]]:
+def lattice_nbest(lat, utts: Sequence[str], num_paths: int = 100, nbest_scale: float = 0.5, seed: int = 0, acwt: float = 0.1,
+                  sweep_lmwts: Sequence[float] = range(7, 18), sweep_penalties: Sequence[float] = (0.0, 0.5, 1.0)) -> Dict[str, List[Hyp]]:
     """Distinct hypotheses (word ids, scaled acoustic score, graph score) of each lattice,
     best first (by acoustic + graph score). Each word sequence gets the scores of its best
     path in the lattice: the lattice (relabelled to words) is intersected with the linear
@@ -37,9 +39,14 @@ def lattice_nbest(lat, utts: Sequence[str], num_paths: int = 100, nbest_scale: f
     import k2
 
     from kdhybrid.decode.k2_backend import path_words
+    from kdhybrid.decode.lattice import reweighted
 
-    best = k2.shortest_path(lat, use_double_scores=True)
-    b_words = path_words(best)
+    # The lattice's best paths under every LM weight / penalty of the scoring sweep go in
+    # first, so the n-best always holds what the lattice itself would pick.
+    seeds = [path_words(k2.shortest_path(lat, use_double_scores=True))]
+    for lmwt in sweep_lmwts:
+        for wip in sweep_penalties:
+            seeds.append(path_words(k2.shortest_path(reweighted(lat, acwt, lmwt, wip), use_double_scores=True)))
     sampler = lat.clone()
     sampler.scores = lat.scores * nbest_scale
     torch.manual_seed(seed)
@@ -48,11 +55,9 @@ def lattice_nbest(lat, utts: Sequence[str], num_paths: int = 100, nbest_scale: f
     arc_words = aux.tolist() if isinstance(aux, k2.RaggedTensor) else [[w] for w in aux.tolist()]
     seqs, owner = [], []
     for i in range(len(utts)):
-        seen = {tuple(b_words[i])}
-        seqs.append(list(b_words[i]))
-        owner.append(i)
-        for p in paths[i]:
-            words = tuple(w for a in p for w in arc_words[a] if w > 0)
+        seen = set()
+        cands = [tuple(sd[i]) for sd in seeds] + [tuple(w for a in p for w in arc_words[a] if w > 0) for p in paths[i]]
+        for words in cands:
             if words not in seen:
                 seen.add(words)
                 seqs.append(list(words))
