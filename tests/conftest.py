@@ -54,8 +54,12 @@ def gmm(tiny_recipe):
 
     env = dict(os.environ, KDHYBRID_ROOT=str(REPO))
 
-    def run(cmd):
+    def run(cmd, fails=False):
+        """stdout of ``cmd``; with ``fails`` the command must fail and its stderr is returned."""
         r = subprocess.run(["bash", "-c", ". ./path.sh && " + cmd], cwd=tiny_recipe, env=env, capture_output=True, text=True)
+        if fails:
+            assert r.returncode != 0, (cmd, r.stdout[-3000:])
+            return r.stderr
         assert r.returncode == 0, (cmd, r.stdout[-3000:], r.stderr[-3000:])
         return r.stdout
     run("./run.sh --tier tiny --stage 4 --stop-stage 5")
