@@ -42,7 +42,7 @@ def main() -> int:
     p.add_argument("--lattice-beam", type=float, default=6.0)
     p.add_argument("--max-active", type=int, default=7000)
     p.add_argument("--min-active", type=int, default=200)
-    p.add_argument("--batch-frames", type=int, default=20000, help="frames per k2 batch")
+    p.add_argument("--batch-frames", type=int, default=6000, help="frames per k2 batch")
     p.add_argument("--job", type=int, default=1)
     p.add_argument("--model-dir", default=None, help="default: the parent of the decode dir")
     p.add_argument("graph_dir")
