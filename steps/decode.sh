@@ -15,7 +15,8 @@ beam=13.0
 lattice_beam=6.0
 max_active=7000
 min_active=200
-batch_frames=6000   # frames per k2 batch (lattices before pruning grow with it)
+batch_frames=20000  # frames per acoustic-model batch
+search_frames=1500  # frames per k2 search (its memory grows with frames x max-active)
 model_dir=          # default: <decode-dir>/..
 skip_scoring=false
 scoring_opts=
@@ -43,5 +44,5 @@ rm -f $dir/lat.*.pt $dir/nbest.*.json.gz $dir/decode.*.json
 python -c "from kdhybrid.io.datadir import split_data; split_data('$data', $nj, per_speaker=True)"
 OMP_NUM_THREADS=1 $cmd JOB=1:$nj $dir/log/decode.JOB.log python -m kdhybrid.bin.decode --job JOB --backend $backend \
   --model-dir $model_dir --acwt $acwt --beam $beam --lattice-beam $lattice_beam --max-active $max_active \
-  --min-active $min_active --batch-frames $batch_frames $graph $data/split$nj/JOB $dir
+  --min-active $min_active --batch-frames $batch_frames --search-frames $search_frames $graph $data/split$nj/JOB $dir
 $skip_scoring || steps/score.sh $scoring_opts $data $graph $dir

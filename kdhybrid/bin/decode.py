@@ -42,7 +42,8 @@ def main() -> int:
     p.add_argument("--lattice-beam", type=float, default=6.0)
     p.add_argument("--max-active", type=int, default=7000)
     p.add_argument("--min-active", type=int, default=200)
-    p.add_argument("--batch-frames", type=int, default=6000, help="frames per k2 batch")
+    p.add_argument("--batch-frames", type=int, default=20000, help="frames per acoustic-model batch")
+    p.add_argument("--search-frames", type=int, default=1500, help="frames per k2 search (memory grows with it)")
     p.add_argument("--job", type=int, default=1)
     p.add_argument("--model-dir", default=None, help="default: the parent of the decode dir")
     p.add_argument("graph_dir")
@@ -88,15 +89,19 @@ def main() -> int:
 
             from kdhybrid.decode.lattice import prune_lattice
 
-            lat = decode_lattices(graph, scores, a.beam, a.lattice_beam, a.min_active, a.max_active)
-            empty = _empty_lattices(k2.connect(lat))
-            if empty:  # no path reached a final state: once more with wider beams (as Kaldi's retry-beam)
-                log.warning("no path for %s: retrying with beam %.1f", " ".join(utts[i] for i in empty), 1.5 * a.beam)
-                retry = decode_lattices(graph, [scores[i] for i in empty], 1.5 * a.beam, a.lattice_beam, a.min_active, 2 * a.max_active)
-                pos = {i: j for j, i in enumerate(empty)}
-                lat = k2.create_fsa_vec([retry[pos[i]] if i in pos else lat[i] for i in range(len(utts))])
-                failed += len(_empty_lattices(k2.connect(lat)))
-            lats.append(prune_lattice(lat, a.lattice_beam))
+            # The search keeps every arc within its beams until the end, so its memory grows
+            # with frames x max-active: search chunks of at most --search-frames frames.
+            for chunk in _chunks([len(s) for s in scores], a.search_frames):
+                sc, su = [scores[i] for i in chunk], [utts[i] for i in chunk]
+                lat = decode_lattices(graph, sc, a.beam, a.lattice_beam, a.min_active, a.max_active)
+                empty = _empty_lattices(k2.connect(lat))
+                if empty:  # no path reached a final state: once more with wider beams (as Kaldi's retry-beam)
+                    log.warning("no path for %s: retrying with beam %.1f", " ".join(su[i] for i in empty), 1.5 * a.beam)
+                    retry = decode_lattices(graph, [sc[i] for i in empty], 1.5 * a.beam, a.lattice_beam, a.min_active, 2 * a.max_active)
+                    pos = {i: j for j, i in enumerate(empty)}
+                    lat = k2.create_fsa_vec([retry[pos[i]] if i in pos else lat[i] for i in range(len(su))])
+                    failed += len(_empty_lattices(k2.connect(lat)))
+                lats.append(prune_lattice(lat, a.lattice_beam))
         else:
             from kdhybrid.kaldi_libs import kaldi_hmm_gmm as khg
 
@@ -129,6 +134,18 @@ def main() -> int:
     (dec_dir / f"decode.{a.job}.json").write_text(json.dumps(stats, indent=1) + "\n")
     log.info("%s", json.dumps(stats))
     return 0
+
+
+def _chunks(lengths, max_frames: int):
+    """Consecutive index groups of at most ``max_frames`` frames (at least one utterance each)."""
+    out, cur, n = [], [], 0
+    for i, t in enumerate(lengths):
+        if cur and n + t > max_frames:
+            out.append(cur)
+            cur, n = [], 0
+        cur.append(i)
+        n += t
+    return out + [cur] if cur else out
 
 
 def _empty_lattices(lat) -> list:
