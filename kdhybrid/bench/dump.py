@@ -40,6 +40,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if t:
                     for k in [k for k in t if k not in keep]:
                         del t[k]
+            spks = set(dd.utt2spk.values())
+            for name in ("cmvn_scp", "spk2gender"):
+                t = getattr(dd, name, None)
+                if t:
+                    for k in [k for k in t if k not in spks]:
+                        del t[k]
         sub = Path(tmp) / "data"
         write_data_dir(dd, sub, validate=False)
         batches = list(iter_feature_batches(sub, a.batch_frames))

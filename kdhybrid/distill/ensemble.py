@@ -111,15 +111,18 @@ class EnsembleScorer(AcousticScorer):
         return cls(EnsembleConfig.load(exp_dir))
 
     @torch.no_grad()
-    def member_logits(self, feats, cmvn) -> List[torch.Tensor]:
-        """(M, N, T, P) float32 logits of every member on a padded batch, and (N,) lengths."""
+    def member_logits(self, feats, cmvn, members: Optional[Sequence[int]] = None) -> List[torch.Tensor]:
+        """(M, N, T, P) float32 logits of the members (all, or those indexed) on a padded batch,
+        and (N,) lengths."""
         x, lengths = nnet_inputs(feats, cmvn)
-        return torch.stack([m.model.frame_logits(x, lengths) for m in self.members]), lengths
+        idx = range(len(self.members)) if members is None else members
+        return torch.stack([self.members[i].model.frame_logits(x, lengths) for i in idx]), lengths
 
     @torch.no_grad()
     def log_posteriors(self, feats, cmvn, temperature: float = 1.0) -> List[torch.Tensor]:
-        z, lengths = self.member_logits(feats, cmvn)
-        lp = fuse(list(z), self.cfg.weights, self.cfg.fusion, temperature)
+        used = [i for i, w in enumerate(self.cfg.weights) if w > 0]  # a zero-weight member changes nothing
+        z, lengths = self.member_logits(feats, cmvn, used)
+        lp = fuse(list(z), [self.cfg.weights[i] for i in used], self.cfg.fusion, temperature)
         return [lp[i, : int(n)] for i, n in enumerate(lengths)]
 
     def loglikes(self, feats, cmvn):
