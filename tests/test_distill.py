@@ -104,7 +104,7 @@ def dump_cmd(topk, out, nj=2):
     return f"steps/dump_teacher_posteriors.sh --nj {nj} --topk {topk} --batch-frames 3000 data/train exp/ens_logit {out}"
 
 
-def test_dump_is_kaldi_readable_and_matches_labels(members):
+def test_dump_is_kaldi_readable_and_matches_labels(members, monkeypatch):
     from lhotse import CutSet
 
     from kdhybrid.io.posterior import PosteriorReader
@@ -113,6 +113,7 @@ def test_dump_is_kaldi_readable_and_matches_labels(members):
     if not (d / "exp/ens_logit/ensemble.json").is_file():
         run("steps/make_ensemble.sh --fusion logit --grid-step 0.5 exp/ens_logit exp/tdnn_m exp/blstm_m")
     run(dump_cmd(5, "exp/post_k5"))
+    monkeypatch.chdir(d)  # the cuts' arrays are relative to the recipe dir
     info = json.loads((d / "exp/post_k5/post.json").read_text())
     cuts = CutSet.from_file(d / "exp/tdnn_m/cuts_train/cuts.jsonl.gz")
     labels = {c.id: c.load_custom("pdf_ali") for c in cuts}
@@ -146,8 +147,10 @@ def test_dump_is_kaldi_readable_and_matches_labels(members):
 
 def test_dump_resume_after_kill_is_byte_identical(members):
     d, run = members
+    if not (d / "exp/ens_logit/ensemble.json").is_file():
+        run("steps/make_ensemble.sh --fusion logit --grid-step 0.5 exp/ens_logit exp/tdnn_m exp/blstm_m")
     if not (d / "exp/post_k5/post.json").is_file():
-        test_dump_is_kaldi_readable_and_matches_labels(members)
+        run(dump_cmd(5, "exp/post_k5"))
     env = dict(os.environ, KDHYBRID_ROOT=str(REPO))
     p = subprocess.Popen(["bash", "-c", ". ./path.sh && " + dump_cmd(5, "exp/post_k5_killed")], cwd=d, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
