@@ -239,7 +239,7 @@ def test_binary_kaldi_models_are_read(gmm, tmp_path, extended):
 def test_k2_best_path_matches_kaldi_decoder(gmm):
     """The HCLG in k2 (epsilons removed, pdf+1 labels, transition-ids kept) decodes the same
     scores to the same best path as Kaldi's LatticeFasterDecoder: words, transition-ids
-    and total score."""
+    and total score (alignments up to ties between equal-score paths)."""
     import torch
 
     from kdhybrid.decode.k2_backend import decode, hclg_to_k2
