@@ -27,14 +27,5 @@ rm -f $out/nbest.*.json.gz $out/rescore*.json
 nj=$(ls $in/lat.*.pt | wc -l)
 $cmd JOB=1:$nj $out/log/lmrescore.JOB.log python -m kdhybrid.bin.lmrescore --job JOB --num-paths $num_paths \
   --nbest-scale $nbest_scale --lm-scale $lm_scale $old $new $in $out
-python - $out $nj <<'PY'
-import json, sys
-from pathlib import Path
-out, nj = Path(sys.argv[1]), int(sys.argv[2])
-parts = [json.loads((out / f"rescore.{j}.json").read_text()) for j in range(1, nj + 1)]
-tot = dict(parts[0], seconds=round(sum(p["seconds"] for p in parts), 1),
-           utts=sum(p["utts"] for p in parts), hyps=sum(p["hyps"] for p in parts), jobs=nj)
-tot["mean_hyps_per_utt"] = round(tot["hyps"] / max(tot["utts"], 1), 1)
-(out / "rescore.json").write_text(json.dumps(tot, indent=1) + "\n")
-PY
+python -m kdhybrid.bin.lmrescore --merge $nj $old $new $in $out
 $skip_scoring || steps/score.sh $scoring_opts $data $new $out

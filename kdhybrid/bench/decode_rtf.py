@@ -17,13 +17,11 @@ import torch
 def main(argv: Optional[List[str]] = None) -> int:
     from kdhybrid.decode.acoustic import iter_feature_batches, load_scorer
     from kdhybrid.decode.graph import read_graph_info, read_words_table
-    from kdhybrid.decode.k2_backend import decode_lattices, load_k2_graph, path_words
+    from kdhybrid.decode.k2_backend import load_k2_graph, path_words, search
     from kdhybrid.decode.kaldi_backend import DecoderOptions, KaldiDecoder
-    from kdhybrid.decode.lattice import prune_lattice
     from kdhybrid.decode.scoring import wer_counts
     from kdhybrid.gmm.model import GmmHmm
     from kdhybrid.io.tables import read_text_table
-    from kdhybrid.kaldi_libs import kaldi_hmm_gmm as khg
 
     p = argparse.ArgumentParser(prog="python -m kdhybrid.bench decode-rtf", description=__doc__)
     p.add_argument("--graph", required=True)
@@ -60,14 +58,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         scores = [a.acwt * s for s in scorer.loglikes(feats, cmvn)]
         t_am += time.time() - t
         t = time.time()
-        lat = prune_lattice(decode_lattices(graph, scores, a.beam, a.lattice_beam, 200, a.max_active), a.lattice_beam)
+        lat, _ = search(graph, scores, a.beam, a.lattice_beam, 200, a.max_active)
         best = path_words(k2.shortest_path(lat, use_double_scores=True))
         t_k2 += time.time() - t
         t = time.time()
-        kw = []
-        for u, s in zip(utts, scores):
-            ok, ali, wids, like = kd.decode(khg.DecodableCtc(s.numpy()[:, t2p[1:]].copy()), gm.tm, u)
-            kw.append(list(wids))
+        kw = [kd.decode_scores(s.numpy(), gm.tm, t2p, u)[2] for u, s in zip(utts, scores)]
         t_kaldi += time.time() - t
         for u, w1, w2 in zip(utts, best, kw):
             hyp_k2[u] = " ".join(words[i] for i in w1)

@@ -16,11 +16,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from kdhybrid.decode.acoustic import iter_feature_batches, load_scorer
 from kdhybrid.decode.graph import read_graph_info
+from kdhybrid.decode.k2_backend import load_k2_graph, search
+from kdhybrid.decode.kaldi_backend import DecoderOptions, KaldiDecoder
+from kdhybrid.decode.lattice import save_lattices, save_nbest
+from kdhybrid.gmm.model import GmmHmm
 
 log = logging.getLogger("decode")
 
@@ -61,13 +64,8 @@ def main() -> int:
     log.info("model: %s; graph %s (%s states, %s arcs)", scorer.description, a.graph_dir, info.get("k2_states"), info.get("k2_arcs"))
     t_load = time.time()
     if a.backend == "k2":
-        from kdhybrid.decode.k2_backend import load_k2_graph
-
         graph = load_k2_graph(Path(a.graph_dir) / "HCLG.k2.pt")
     else:
-        from kdhybrid.decode.kaldi_backend import DecoderOptions, KaldiDecoder
-        from kdhybrid.gmm.model import GmmHmm
-
         if not info.get("model_dir"):
             raise ValueError(f"{a.graph_dir}/graph.json: no model_dir (the Kaldi backend needs the graph's transition model)")
         gm = GmmHmm.load(info["model_dir"])
@@ -83,34 +81,14 @@ def main() -> int:
         scores = [a.acwt * ll for ll in scorer.loglikes(feats, cmvn)]
         t1 = time.time()
         if a.backend == "k2":
-            import k2
-
-            from kdhybrid.decode.k2_backend import decode_lattices
-
-            from kdhybrid.decode.lattice import prune_lattice
-
-            # The search keeps every arc within its beams until the end, so its memory grows
-            # with frames x max-active: search chunks of at most --search-frames frames.
-            for chunk in _chunks([len(s) for s in scores], a.search_frames):
-                sc, su = [scores[i] for i in chunk], [utts[i] for i in chunk]
-                lat = decode_lattices(graph, sc, a.beam, a.lattice_beam, a.min_active, a.max_active)
-                empty = _empty_lattices(k2.connect(lat))
-                if empty:  # no path reached a final state: once more with wider beams (as Kaldi's retry-beam)
-                    log.warning("no path for %s: retrying with beam %.1f", " ".join(su[i] for i in empty), 1.5 * a.beam)
-                    retry = decode_lattices(graph, [sc[i] for i in empty], 1.5 * a.beam, a.lattice_beam, a.min_active, 2 * a.max_active)
-                    pos = {i: j for j, i in enumerate(empty)}
-                    lat = k2.create_fsa_vec([retry[pos[i]] if i in pos else lat[i] for i in range(len(su))])
-                    failed += len(_empty_lattices(k2.connect(lat)))
-                lats.append(prune_lattice(lat, a.lattice_beam))
+            lat, no_path = search(graph, scores, a.beam, a.lattice_beam, a.min_active, a.max_active, a.search_frames, utts=utts, log=log)
+            failed += no_path
+            lats.append(lat)
         else:
-            from kdhybrid.kaldi_libs import kaldi_hmm_gmm as khg
-
             for u, s in zip(utts, scores):
-                m = s.numpy()[:, tid2pdf[1:]].copy()
-                ok, ali, wids, like = decoder.decode(khg.DecodableCtc(m), gm.tm, u)
+                ok, _, wids, am, graph_score = decoder.decode_scores(s.numpy(), gm.tm, tid2pdf, u)
                 failed += int(not ok)
-                am = float(m[np.arange(len(ali)), np.asarray(ali, dtype=np.int64) - 1].sum()) if ali else 0.0
-                nbest[u] = [(list(wids), am, float(like) - am)]
+                nbest[u] = [(wids, am, graph_score)]
         t_search += time.time() - t1
         t_am += t1 - t0
         frames += sum(len(f) for f in feats)
@@ -119,12 +97,8 @@ def main() -> int:
     if a.backend == "k2":
         import k2
 
-        from kdhybrid.decode.lattice import save_lattices
-
         save_lattices(dec_dir / f"lat.{a.job}.pt", all_utts, k2.cat(lats) if len(lats) > 1 else lats[0], a.acwt)
     else:
-        from kdhybrid.decode.lattice import save_nbest
-
         save_nbest(dec_dir / f"nbest.{a.job}.json.gz", nbest, a.acwt)
     audio_s = frames * 0.01
     stats = dict(backend=a.backend, utts=len(all_utts), frames=frames, no_path=failed, seconds_graph_load=round(t_load, 2),
@@ -134,24 +108,6 @@ def main() -> int:
     (dec_dir / f"decode.{a.job}.json").write_text(json.dumps(stats, indent=1) + "\n")
     log.info("%s", json.dumps(stats))
     return 0
-
-
-def _chunks(lengths, max_frames: int):
-    """Consecutive index groups of at most ``max_frames`` frames (at least one utterance each)."""
-    out, cur, n = [], [], 0
-    for i, t in enumerate(lengths):
-        if cur and n + t > max_frames:
-            out.append(cur)
-            cur, n = [], 0
-        cur.append(i)
-        n += t
-    return out + [cur] if cur else out
-
-
-def _empty_lattices(lat) -> list:
-    """Indexes of the lattices with no arcs (no path reached a final state)."""
-    sh = lat.arcs.shape()
-    return [i for i, n in enumerate(sh.row_splits(2)[sh.row_splits(1).long()].diff().tolist()) if n == 0]
 
 
 if __name__ == "__main__":

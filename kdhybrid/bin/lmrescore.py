@@ -27,12 +27,16 @@ def main() -> int:
     p.add_argument("--nbest-scale", type=float, default=0.5)
     p.add_argument("--lm-scale", type=float, default=1.0)
     p.add_argument("--job", type=int, default=0, help="rescore only lat.JOB.pt (0: all, then write rescore.json)")
+    p.add_argument("--merge", type=int, default=0, metavar="NJ", help="only merge rescore.{1..NJ}.json into rescore.json")
     p.add_argument("old_lang")
     p.add_argument("new_lang")
     p.add_argument("in_dir")
     p.add_argument("out_dir")
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if a.merge:
+        merge_job_stats(Path(a.out_dir), a.merge)
+        return 0
     t0 = time.time()
     for lang in (a.old_lang, a.new_lang):
         if not (Path(lang) / "G.arpa.gz").is_file():
@@ -59,6 +63,15 @@ def main() -> int:
     (out / (f"rescore.{a.job}.json" if a.job else "rescore.json")).write_text(json.dumps(stats, indent=1) + "\n")
     log.info("%s", json.dumps(stats))
     return 0
+
+
+def merge_job_stats(out: Path, nj: int) -> None:
+    """rescore.json from the jobs' rescore.JOB.json: summed counts and seconds."""
+    parts = [json.loads((out / f"rescore.{j}.json").read_text()) for j in range(1, nj + 1)]
+    tot = dict(parts[0], seconds=round(sum(p["seconds"] for p in parts), 1), utts=sum(p["utts"] for p in parts),
+               hyps=sum(p["hyps"] for p in parts), jobs=nj)
+    tot["mean_hyps_per_utt"] = round(tot["hyps"] / max(tot["utts"], 1), 1)
+    (out / "rescore.json").write_text(json.dumps(tot, indent=1) + "\n")
 
 
 if __name__ == "__main__":

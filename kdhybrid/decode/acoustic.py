@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
-from kdhybrid.io.datadir import read_data_dir
-from kdhybrid.io.tables import KaldiFormatError, read_matrix
+from kdhybrid.io.datadir import iter_utterance_features
 
 Pathlike = Union[str, Path]
 
@@ -130,29 +129,10 @@ def load_scorer(model_dir: Pathlike) -> AcousticScorer:
 
 def iter_feature_batches(data_dir: Pathlike, max_frames: int = 20000) -> Iterator[Tuple[List[str], List[np.ndarray], List[Optional[np.ndarray]]]]:
     """Batches (utts, fbank (T, F) float32, speaker CMVN stats) of a data dir, in its order,
-    each with at most ``max_frames`` frames (or one utterance).
-
-    :raises KaldiFormatError: naming the data dir and utterance when features are missing
-        or empty."""
-    dd = read_data_dir(data_dir)
-    if not dd.feats_scp:
-        raise KaldiFormatError(f"{data_dir}/feats.scp: missing, the data dir has no features (run steps/make_fbank.sh)")
-    cmvn_cache: Dict[str, np.ndarray] = {}
+    each with at most ``max_frames`` frames (or one utterance). Errors name the data dir and
+    the utterance (:func:`kdhybrid.io.datadir.iter_utterance_features`)."""
     utts, feats, cmvns, frames = [], [], [], 0
-    for utt in dd.utts:
-        if utt not in dd.feats_scp:
-            raise KaldiFormatError(f"{data_dir}/feats.scp: no features for utterance '{utt}'")
-        f = read_matrix(dd.feats_scp[utt])
-        if f.ndim != 2 or f.shape[0] == 0:
-            raise KaldiFormatError(f"{data_dir}/feats.scp: utterance '{utt}' has no feature frames (shape {tuple(f.shape)})")
-        c = None
-        if dd.cmvn_scp:
-            spk = dd.utt2spk[utt]
-            if spk not in cmvn_cache:
-                if spk not in dd.cmvn_scp:
-                    raise KaldiFormatError(f"{data_dir}/cmvn.scp: no stats for speaker '{spk}' of utterance '{utt}'")
-                cmvn_cache[spk] = read_matrix(dd.cmvn_scp[spk])
-            c = cmvn_cache[spk]
+    for utt, f, c in iter_utterance_features(data_dir):
         if utts and frames + len(f) > max_frames:
             yield utts, feats, cmvns
             utts, feats, cmvns, frames = [], [], [], 0

@@ -105,6 +105,58 @@ def decode_lattices(graph, scores: Sequence[torch.Tensor], search_beam: float = 
     return k2.index_fsa(lat, inv)
 
 
+def empty_lattices(lat) -> List[int]:
+    """Indexes of the FSAs of a vector that have no arcs (after ``k2.connect``: no path)."""
+    sh = lat.arcs.shape()
+    return [i for i, n in enumerate(sh.row_splits(2)[sh.row_splits(1).long()].diff().tolist()) if n == 0]
+
+
+def utterance_chunks(lengths: Sequence[int], max_frames: int) -> List[List[int]]:
+    """Consecutive index groups of at most ``max_frames`` frames (at least one utterance each)."""
+    out, cur, n = [], [], 0
+    for i, t in enumerate(lengths):
+        if cur and n + t > max_frames:
+            out.append(cur)
+            cur, n = [], 0
+        cur.append(i)
+        n += t
+    return out + [cur] if cur else out
+
+
+def search(graph, scores: Sequence[torch.Tensor], beam: float, lattice_beam: float, min_active: int, max_active: int,
+           search_frames: int = 1500, retry_scale: float = 1.5, utts: Sequence[str] = (), log=None) -> Tuple[object, int]:
+    """Lattices of utterances, as a decoder would produce them.
+
+    The pruned intersection keeps every arc within its beams until the end, so its memory
+    grows with frames x max-active: utterances are searched in chunks of at most
+    ``search_frames`` frames. An utterance with no path to a final state is searched once
+    more with ``retry_scale`` times the beam (as Kaldi's retry-beam). Lattices are then pruned
+    to ``lattice_beam`` on path scores (:func:`kdhybrid.decode.lattice.prune_lattice`).
+
+    :param scores: per utterance (T_i, P) float32, already scaled by acwt.
+    :param utts: their ids, for the retry warning on ``log``.
+    :return: (k2 FsaVec of the lattices in input order, number of utterances still without a path)."""
+    import k2
+
+    from kdhybrid.decode.lattice import prune_lattice
+
+    lats, failed = [], 0
+    for chunk in utterance_chunks([len(s) for s in scores], search_frames):
+        sc = [scores[i] for i in chunk]
+        lat = decode_lattices(graph, sc, beam, lattice_beam, min_active, max_active)
+        empty = empty_lattices(k2.connect(lat))
+        if empty:
+            if log is not None:
+                names = [utts[chunk[i]] if utts else str(chunk[i]) for i in empty]
+                log.warning("no path for %s: retrying with beam %.1f", " ".join(names), retry_scale * beam)
+            retry = decode_lattices(graph, [sc[i] for i in empty], retry_scale * beam, lattice_beam, min_active, 2 * max_active)
+            pos = {i: j for j, i in enumerate(empty)}
+            lat = k2.create_fsa_vec([retry[pos[i]] if i in pos else lat[i] for i in range(len(sc))])
+            failed += len(empty_lattices(k2.connect(lat)))
+        lats.append(prune_lattice(lat, lattice_beam))
+    return (k2.cat(lats) if len(lats) > 1 else lats[0]), failed
+
+
 def path_words(best) -> List[List[int]]:
     """Word ids on each FSA of a vector of linear FSAs (best paths)."""
     import k2

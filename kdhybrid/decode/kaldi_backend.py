@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
+import numpy as np
+
 
 from kdhybrid.kaldi_libs import kaldi_hmm_gmm as khg
 from kdhybrid.kaldi_libs import kaldifst
@@ -38,3 +40,15 @@ class KaldiDecoder:
         """(reached a final state, transition-ids, word-ids, log-likelihood) of the best path."""
         ok, ali, words, like = khg.decode_utterance_lattice_faster(self.decoder, decodable, tm, utt, True)
         return ok, list(ali), list(words), like
+
+    def decode_scores(self, scores: np.ndarray, tm, tid2pdf: np.ndarray, utt: str) -> Tuple[bool, List[int], List[int], float, float]:
+        """Best path of one utterance's scores.
+
+        :param scores: (T, num_pdfs) float32, already scaled by acwt.
+        :param tid2pdf: (num_tids + 1,) pdf of each transition-id (index 0 unused).
+        :return: (reached a final state, transition-ids, word-ids, acoustic score, graph score)
+            of the best path; acoustic + graph is its total score."""
+        m = np.ascontiguousarray(scores[:, tid2pdf[1:]])  # (T, num_tids): column tid-1
+        ok, ali, words, like = self.decode(khg.DecodableCtc(m), tm, utt)
+        am = float(m[np.arange(len(ali)), np.asarray(ali, dtype=np.int64) - 1].sum()) if ali else 0.0
+        return ok, ali, words, am, float(like) - am

@@ -55,17 +55,18 @@ def prune_lattice(lat, beam: float, sharpness: float = 10.0):
 
     import k2
 
+    from kdhybrid.decode.k2_backend import empty_lattices
+
     tmp = lat.clone()
     tmp.scores = lat.scores * sharpness
     out = k2.prune_on_arc_post(tmp, math.exp(-sharpness * beam), True)
     out.scores = out.scores / sharpness
     out = k2.connect(out)
-    sizes = out.arcs.shape().row_splits(1).diff().tolist()
-    empty = [i for i, n in enumerate(sizes) if n == 0]
+    empty = empty_lattices(out)
     if empty:  # nothing survived (very many near-best paths): keep the best path itself
         best = k2.shortest_path(k2.index_fsa(lat, torch.tensor(empty, dtype=torch.int32)), use_double_scores=True)
         idx = {i: j for j, i in enumerate(empty)}
-        out = k2.create_fsa_vec([best[idx[i]] if i in idx else out[i] for i in range(len(sizes))])
+        out = k2.create_fsa_vec([best[idx[i]] if i in idx else out[i] for i in range(out.shape[0])])
     return out
 
 

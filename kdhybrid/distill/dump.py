@@ -106,7 +106,6 @@ def finish_dump(post_dir: Pathlike, num_jobs: int, teacher_dir: Pathlike, cfg: D
     frames = sum(s["frames"] for s in jobs)
     mass = np.sum([s["mass_sum"] for s in jobs], axis=0) / max(frames, 1)
     size = sum((out / f"post.{j}.ark").stat().st_size for j in range(1, num_jobs + 1))
-    teacher = {}
     tj = Path(teacher_dir) / "ensemble.json"
     if tj.is_file():
         teacher = json.loads(tj.read_text())

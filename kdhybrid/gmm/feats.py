@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Tuple, Union
+from typing import Iterator, Optional, Tuple, Union
 
 import numpy as np
 
 from kdhybrid.features.cmvn import apply_cmvn
-from kdhybrid.io.datadir import read_data_dir
-from kdhybrid.io.tables import KaldiFormatError, read_matrix
+from kdhybrid.io.datadir import iter_utterance_features
 
 Pathlike = Union[str, Path]
 
@@ -68,16 +67,5 @@ def gmm_features(fbank: np.ndarray, cmvn_stats: Optional[np.ndarray], cfg: GmmFe
 
 def iter_gmm_features(data_dir: Pathlike, cfg: GmmFeatConfig) -> Iterator[Tuple[str, np.ndarray]]:
     """(utt, features) for every utterance of a data dir with feats.scp and cmvn.scp."""
-    dd = read_data_dir(data_dir)
-    if not dd.feats_scp:
-        raise KaldiFormatError(f"{data_dir}/feats.scp: missing (run steps/make_fbank.sh)")
-    if not dd.cmvn_scp:
-        raise KaldiFormatError(f"{data_dir}/cmvn.scp: missing (run steps/compute_cmvn_stats.sh)")
-    cmvn: Dict[str, np.ndarray] = {}
-    for utt in dd.utts:
-        if utt not in dd.feats_scp:
-            raise KaldiFormatError(f"{data_dir}/feats.scp: no features for utterance '{utt}'")
-        spk = dd.utt2spk[utt]
-        if spk not in cmvn:
-            cmvn[spk] = read_matrix(dd.cmvn_scp[spk])
-        yield utt, gmm_features(read_matrix(dd.feats_scp[utt]), cmvn[spk], cfg)
+    for utt, f, c in iter_utterance_features(data_dir, require_cmvn=True):
+        yield utt, gmm_features(f, c, cfg)

@@ -18,9 +18,11 @@ import shutil
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
-from kdhybrid.io.tables import KaldiFormatError, kaldi_sort_key, read_text_table, write_text_table
+import numpy as np
+
+from kdhybrid.io.tables import KaldiFormatError, kaldi_sort_key, read_matrix, read_text_table, write_text_table
 
 Pathlike = Union[str, Path]
 
@@ -306,3 +308,33 @@ def split_data(path: Pathlike, num_jobs: int, per_speaker: bool = False) -> List
         shutil.rmtree(split_root)
     os.replace(tmp_root, split_root)
     return job_dirs
+
+
+def iter_utterance_features(path: Pathlike, require_cmvn: bool = False) -> Iterator[Tuple[str, np.ndarray, Optional[np.ndarray]]]:
+    """(utt, features (T, F), the speaker's CMVN stats (2, F+1) or None) for every utterance of
+    a data dir with ``feats.scp``, in the data dir's order; each speaker's stats read once.
+
+    :raises KaldiFormatError: naming the data dir and the utterance when ``feats.scp`` (or,
+        with ``require_cmvn``, ``cmvn.scp``) is missing, an utterance has no features or
+        none of its frames, or its speaker has no CMVN stats."""
+    dd = read_data_dir(path)
+    if not dd.feats_scp:
+        raise KaldiFormatError(f"{path}/feats.scp: missing, the data dir has no features (run steps/make_fbank.sh)")
+    if require_cmvn and not dd.cmvn_scp:
+        raise KaldiFormatError(f"{path}/cmvn.scp: missing (run steps/compute_cmvn_stats.sh)")
+    cmvn: Dict[str, np.ndarray] = {}
+    for utt in dd.utts:
+        if utt not in dd.feats_scp:
+            raise KaldiFormatError(f"{path}/feats.scp: no features for utterance '{utt}'")
+        f = read_matrix(dd.feats_scp[utt])
+        if f.ndim != 2 or f.shape[0] == 0:
+            raise KaldiFormatError(f"{path}/feats.scp: utterance '{utt}' has no feature frames (shape {tuple(f.shape)})")
+        c = None
+        if dd.cmvn_scp:
+            spk = dd.utt2spk[utt]
+            if spk not in cmvn:
+                if spk not in dd.cmvn_scp:
+                    raise KaldiFormatError(f"{path}/cmvn.scp: no stats for speaker '{spk}' of utterance '{utt}'")
+                cmvn[spk] = read_matrix(dd.cmvn_scp[spk])
+            c = cmvn[spk]
+        yield utt, f, c
