@@ -10,13 +10,15 @@ cmd=steps/run.py
 topk=10           # 0: the full distribution
 temperature=1.0
 batch_frames=20000
+from_dump=        # a finished dump of the same teacher with K >= topk: take its top k (no forward pass)
 # End configuration section.
 
 help_message="Usage: $0 [options] <data-dir> <teacher-dir> <post-dir>
 e.g.: $0 --topk 10 data/train exp/ensemble_logit exp/ensemble_logit/post_k10_train
 Options:
   --topk <k>          most probable pdfs kept per frame, 0 for all (default: $topk)
-  --temperature <T>   softmax temperature (default: $temperature)"
+  --temperature <T>   softmax temperature (default: $temperature)
+  --from-dump <dir>   cut a finished top-K dump (K >= k) down to top k instead of running the teacher"
 
 echo "$0 $*"
 . steps/parse_options.sh || exit 1
@@ -27,6 +29,7 @@ for f in $data/feats.scp $data/cmvn.scp; do [ -f $f ] || { echo "$0: no such fil
 [ -f $teacher/ensemble.json ] || [ -f $teacher/final.pt ] || { echo "$0: no ensemble.json or final.pt in $teacher" 1>&2; exit 1; }
 mkdir -p $dir/log
 opts="--topk $topk --temperature $temperature --batch-frames $batch_frames"
+[ -n "$from_dump" ] && opts="$opts --from-dump $from_dump"
 if [ -f $dir/post.json ] && [ "$(cat $dir/dump_opts 2>/dev/null)" == "$opts $teacher $data nj=$nj" ]; then
   echo "$0: $dir is complete"; exit 0
 fi

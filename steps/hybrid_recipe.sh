@@ -10,10 +10,10 @@
 #   5  triphone GMM-HMM on deltas (Python decision tree) -> exp/tri1, alignments exp/tri1_ali
 #      and exp/tri1_ali_dev (the senone labels of the neural models), lhotse cuts, and, when
 #      the corpus has them, phone-boundary agreement with reference timings
-#   6  decoding graph exp/tri1/graph_tgsmall and tri1 decoding of dev (Kaldi's decoder)
+#   6  decoding graph exp/tri1/graph_tgsmall and tri1 decoding of dev
 #   7  the acoustic model zoo on the tri1 senone labels, frame cross-entropy:
 #      exp/<arch> for each of --zoo (configs conf/<arch>.yaml)
-#   8  decode tri1 and the zoo on --decode-sets (k2 lattices, tgsmall) and rescore (fglarge)
+#   8  decode tri1 and the zoo on --decode-sets (k2 lattices, tgsmall; --rescore-lang to rescore)
 #   9  teacher ensembles of the zoo: posterior fusion (exp/ensemble_posterior) and logit
 #      fusion (exp/ensemble_logit), weights by dev frame CE; decoded; the oracle of every
 #      pair/triple on dev (exp/oracle_dev.json)
@@ -21,6 +21,10 @@
 #  11  the default essence student (conf/student.yaml, multitask on hard + top-k labels)
 #      -> exp/student_k<topk>, decoded
 #  12  RESULTS.md from the decode dirs (python -m kdhybrid.bin.results)
+#  13  the full grid (not in the default run): top-k students for k in {1,5,10,20,40,all}
+#      with and without hard labels, label interpolation, member-initialised and small
+#      students, 3 seeds of baseline and default student; all decoded on --grid-sets;
+#      RESULTS.md rewritten with every row
 
 # Begin configuration section.
 stage=1
@@ -34,7 +38,14 @@ fglarge_prune=1e-8  # ... of the rescoring 4-gram
 tri1_leaves=1200
 tri1_gauss=8000
 zoo="tdnn blstm cnn_tdnn"
-decode_sets="dev test test_heldout"
+decode_sets="dev test"   # the core's test sets (stages 8-12)
+grid_sets="dev test test_heldout"  # stage 13 decodes every system of the table on these
+decode_opts="--beam 10 --max-active 2000 --lattice-beam 4"
+scoring_opts="--min-lmwt 4 --max-lmwt 17"
+rescore_lang=       # e.g. data/lang_test_fglarge: n-best rescoring of every decode with the 4-gram
+grid_full=true      # stage 13 with the full-distribution (k = all) dump and students
+small_hidden=128    # the small student of stage 13
+small_layers=4
 topk=10             # the dump's and the default student's k
 student_config=conf/student.yaml
 phone_timings=      # corpus meta jsonl with reference phone timings (synth_en), optional
@@ -90,51 +101,115 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   done
 fi
 
+dec() {  # dec <model-dir> <sets>: decode (k2, tgsmall lattices) unless scored already, rescore with --rescore-lang
+  local m=$1 x
+  for x in $2; do
+    if [ ! -f $m/decode_tgsmall_$x/wer.json ]; then
+      steps/decode.sh --nj $nj --cmd "$decode_cmd" $decode_opts --scoring-opts "$scoring_opts" \
+        exp/tri1/graph_tgsmall data/$x $m/decode_tgsmall_$x
+    fi
+    if [ -n "$rescore_lang" ] && [ ! -f $m/decode_${rescore_lang##*_}_$x/wer.json ]; then
+      steps/lmrescore.sh data/lang_test_tgsmall $rescore_lang data/$x $m/decode_tgsmall_$x $m/decode_${rescore_lang##*_}_$x
+    fi
+  done
+}
+
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: decoding graph and tri1 decoding of dev"
   steps/mkgraph.sh data/lang_test_tgsmall exp/tri1 exp/tri1/graph_tgsmall
-  steps/decode.sh --nj $nj --cmd "$decode_cmd" exp/tri1/graph_tgsmall data/dev exp/tri1/decode_tgsmall_dev
+  dec exp/tri1 dev
 fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   log "Stage 7: acoustic model zoo (frame cross-entropy on tri1 senones)"
   for arch in $zoo; do
-    steps/train_nnet.sh --config conf/$arch.yaml data/train exp/tri1_ali exp/$arch
+    [ -f exp/$arch/final.pt ] || steps/train_nnet.sh --config conf/$arch.yaml --cuts data/cuts data/train exp/tri1_ali exp/$arch
   done
 fi
 
-
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
-  log "Stage 8: decode tri1 and the zoo on $decode_sets, rescore with fglarge"
-  for m in tri1 $zoo; do
-    steps/decode_model.sh --nj $nj --cmd "$decode_cmd" --sets "$decode_sets" exp/tri1/graph_tgsmall exp/$m
-  done
+  log "Stage 8: decode tri1 and the zoo on $decode_sets"
+  for m in tri1 $zoo; do dec exp/$m "$decode_sets"; done
 fi
 
 members=$(for a in $zoo; do echo -n "exp/$a "; done)
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   log "Stage 9: teacher ensembles of $zoo (posterior and logit fusion), decoded; oracle"
   for fusion in posterior logit; do
-    steps/make_ensemble.sh --fusion $fusion exp/ensemble_$fusion $members
-    steps/decode_model.sh --nj $nj --cmd "$decode_cmd" --sets "$decode_sets" exp/tri1/graph_tgsmall exp/ensemble_$fusion
+    [ -f exp/ensemble_$fusion/ensemble.json ] || \
+      steps/make_ensemble.sh --fusion $fusion --dev-cuts data/cuts/dev exp/ensemble_$fusion $members
+    dec exp/ensemble_$fusion "$decode_sets"
   done
   python -m kdhybrid.bin.oracle --out exp/oracle_dev.json data/dev $(for a in $zoo; do echo -n "exp/$a/decode_tgsmall_dev "; done)
 fi
 
+post=exp/ensemble_logit/post_k${topk}_train
 if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
   log "Stage 10: top-$topk posteriors of the logit-fusion teacher on the training data"
-  steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk $topk data/train exp/ensemble_logit exp/ensemble_logit/post_k${topk}_train
+  steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk $topk data/train exp/ensemble_logit $post
 fi
 
 if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then
   log "Stage 11: the essence student (top-$topk, multitask), decoded"
-  steps/train_student.sh --config $student_config data/train exp/tri1_ali exp/ensemble_logit/post_k${topk}_train exp/student_k$topk
-  steps/decode_model.sh --nj $nj --cmd "$decode_cmd" --sets "$decode_sets" exp/tri1/graph_tgsmall exp/student_k$topk
+  [ -f exp/student_k$topk/final.pt ] || \
+    steps/train_student.sh --config $student_config --cuts data/cuts data/train exp/tri1_ali $post exp/student_k$topk
+  dec exp/student_k$topk "$decode_sets"
 fi
+
+results() {  # results <sets> <notes...>
+  local sets=$1; shift
+  local notes=()
+  for n in "$@"; do notes+=(--note "$n"); done
+  python -m kdhybrid.bin.results --sets "$sets" --baseline ${zoo%% *} --ensemble ensemble_logit --student student_k$topk \
+    --post-dir $post "${notes[@]}" RESULTS.md > /dev/null
+}
+elapsed() { echo "$(( ($(date +%s) - $1 + 30) / 60 )) min"; }
 
 if [ $stage -le 12 ] && [ $stop_stage -ge 12 ]; then
   log "Stage 12: RESULTS.md"
-  python -m kdhybrid.bin.results --sets "$decode_sets" --baseline ${zoo%% *} --ensemble ensemble_logit --student student_k$topk \
-    --post-dir exp/ensemble_logit/post_k${topk}_train RESULTS.md > /dev/null
+  core_note="Core (\`./run.sh --stage $stage --stop-stage 12\`, stages $stage-12) wall time to this table on this machine ($(nproc) cores): $(elapsed ${KDHYBRID_RUN_START:-$(date +%s)})."
+  echo "$core_note" > exp/results_core_time.txt
+  results "$decode_sets" "$core_note"
   log "RESULTS.md written"
+fi
+
+if [ $stage -le 13 ] && [ $stop_stage -ge 13 ]; then
+  # The full grid of issue 9 on the same teacher and training: top-k students for k in
+  # {1, 5, 10, 20, 40, all}, each with and without the hard labels; label interpolation;
+  # a member-initialised student; a smaller student; 3 seeds of the baseline and of the
+  # default student. Every system of the table is decoded on $grid_sets.
+  log "Stage 13: the full distillation grid"
+  t13=$(date +%s)
+  steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk 40 data/train exp/ensemble_logit exp/ensemble_logit/post_k40_train
+  for k in 1 5 20; do
+    steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk $k --from-dump exp/ensemble_logit/post_k40_train \
+      data/train exp/ensemble_logit exp/ensemble_logit/post_k${k}_train
+  done
+  $grid_full && steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk 0 data/train exp/ensemble_logit exp/ensemble_logit/post_kall_train
+  student() {  # student <name> <post-dir> <set-opts> [train_student.sh options]
+    local name=$1 p=$2 o=$3; shift 3
+    [ -f exp/$name/final.pt ] || steps/train_student.sh --config $student_config --cuts data/cuts "$@" --set-opts "$o" \
+      data/train exp/tri1_ali $p exp/$name
+    dec exp/$name "$grid_sets"
+  }
+  for m in tri1 $zoo ensemble_posterior ensemble_logit student_k$topk; do dec exp/$m "$grid_sets"; done
+  ks="1 5 10 20 40"; $grid_full && ks="$ks all"
+  for k in $ks; do
+    p=exp/ensemble_logit/post_k${k}_train
+    obj=multitask; [ $k = all ] && obj=full
+    [ $k = $topk ] || student student_k$k $p "distill.objective=$obj"
+    student student_k${k}_nohard $p "distill.objective=$obj distill.hard_weight=0"
+  done
+  student student_interp_k$topk $post "distill.objective=interpolation distill.alpha=0.5"
+  student student_init_k$topk $post "" --init-from exp/${zoo%% *}/final.pt
+  student student_small_k$topk $post "model.hidden=$small_hidden model.num_layers=$small_layers"
+  for seed in 2 3; do
+    [ -f exp/${zoo%% *}_seed$seed/final.pt ] || steps/train_nnet.sh --config conf/${zoo%% *}.yaml --cuts data/cuts --set-opts "seed=$seed" \
+      data/train exp/tri1_ali exp/${zoo%% *}_seed$seed
+    dec exp/${zoo%% *}_seed$seed "$grid_sets"
+    student student_k${topk}_seed$seed $post "seed=$seed"
+  done
+  results "$grid_sets" "$(cat exp/results_core_time.txt 2>/dev/null || true)" \
+    "Full grid (\`./run.sh --stage 13\`) wall time on this machine ($(nproc) cores): $(elapsed $t13)."
+  log "RESULTS.md written (full grid)"
 fi

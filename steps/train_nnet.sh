@@ -12,6 +12,8 @@ num_procs=1       # >1: torchrun --nproc_per_node
 resume=false
 init_from=        # a final.pt of the same architecture (initialise from an ensemble member)
 set_opts=         # space-separated key=value overrides of the config
+cuts=             # a dir with train/ and dev/ cuts of exactly these data and alignments
+                  # (kdhybrid.bin.make_cuts, e.g. the recipe's data/cuts); default: made in <exp-dir>
 # End configuration section.
 
 help_message="Usage: $0 [options] <data-dir> <ali-dir> <exp-dir>
@@ -32,8 +34,14 @@ for f in $config $data/feats.scp $ali/final.mdl $ali/ali.1.gz $dev_data/feats.sc
   [ -f $f ] || { echo "$0: no such file $f" 1>&2; exit 1; }
 done
 mkdir -p $dir/log
-[ -f $dir/cuts_train/cuts.jsonl.gz ] || python -m kdhybrid.bin.make_cuts --ali-dir $ali $data $dir/cuts_train
-[ -f $dir/cuts_dev/cuts.jsonl.gz ] || python -m kdhybrid.bin.make_cuts --ali-dir $dev_ali $dev_data $dir/cuts_dev
+if [ -n "$cuts" ]; then
+  train_cuts=$cuts/train; dev_cuts=$cuts/dev
+  for f in $train_cuts/cuts.jsonl.gz $dev_cuts/cuts.jsonl.gz; do [ -f $f ] || { echo "$0: no such file $f" 1>&2; exit 1; }; done
+else
+  train_cuts=$dir/cuts_train; dev_cuts=$dir/cuts_dev
+  [ -f $train_cuts/cuts.jsonl.gz ] || python -m kdhybrid.bin.make_cuts --ali-dir $ali $data $train_cuts
+  [ -f $dev_cuts/cuts.jsonl.gz ] || python -m kdhybrid.bin.make_cuts --ali-dir $dev_ali $dev_data $dev_cuts
+fi
 opts="--config $config"
 for kv in $set_opts; do opts="$opts --set $kv"; done
 $resume && opts="$opts --resume"
@@ -43,4 +51,4 @@ if [ $num_procs -gt 1 ]; then
 else
   launcher="python -m kdhybrid.bin.train_nnet"
 fi
-$launcher $opts $dir/cuts_train $dir/cuts_dev $dir 2> >(tee -a $dir/log/stderr.log | grep -v "it/s\]\|batch/s\]" 1>&2)
+$launcher $opts $train_cuts $dev_cuts $dir 2> >(tee -a $dir/log/stderr.log | grep -v "it/s\]\|batch/s\]" 1>&2)

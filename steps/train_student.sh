@@ -11,6 +11,7 @@ num_procs=1
 resume=false
 init_from=
 set_opts=
+cuts=             # passed to steps/train_nnet.sh
 # End configuration section.
 
 help_message="Usage: $0 [options] <data-dir> <ali-dir> <post-dir> <exp-dir>
@@ -28,5 +29,6 @@ data=$1; ali=$2; post=$3; dir=$4
 for f in $config $post/post.scp $post/post.json; do [ -f $f ] || { echo "$0: no such file $f" 1>&2; exit 1; }; done
 opts=()
 [ -n "$init_from" ] && opts+=(--init-from $init_from)
+[ -n "$cuts" ] && opts+=(--cuts $cuts)
 steps/train_nnet.sh --config $config --num-procs $num_procs --resume $resume "${opts[@]}" \
   --set-opts "distill.posts=$post/post.scp $set_opts" $data $ali $dir

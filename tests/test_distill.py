@@ -169,6 +169,29 @@ def test_dump_resume_after_kill_is_byte_identical(members):
     assert not list(out.glob("*.tmp"))
 
 
+def test_dump_cut_from_a_larger_dump_equals_a_direct_dump(members):
+    """--from-dump: the top 2 of the top-5 dump are the teacher's top 2 (a direct top-2 dump)."""
+    d, run = members
+    if not (d / "exp/ens_logit/ensemble.json").is_file():
+        run("steps/make_ensemble.sh --fusion logit --grid-step 0.5 exp/ens_logit exp/tdnn_m exp/blstm_m")
+    if not (d / "exp/post_k5/post.json").is_file():
+        run(dump_cmd(5, "exp/post_k5"))
+    run(dump_cmd(2, "exp/post_k2"))
+    run("steps/dump_teacher_posteriors.sh --nj 2 --topk 2 --from-dump exp/post_k5 data/train exp/ens_logit exp/post_k2_cut")
+    for j in (1, 2):
+        direct = dict(kio.SequentialPosteriorReader(f"ark:{d}/exp/post_k2/post.{j}.ark"))
+        cut = dict(kio.SequentialPosteriorReader(f"ark:{d}/exp/post_k2_cut/post.{j}.ark"))
+        assert direct.keys() == cut.keys() and len(cut) > 0
+        for k in cut:
+            assert [[i for i, _ in f] for f in cut[k]] == [[i for i, _ in f] for f in direct[k]], k
+            np.testing.assert_allclose([[p for _, p in f] for f in cut[k]], [[p for _, p in f] for f in direct[k]], rtol=1e-6)
+    a, b = (json.loads((d / f"exp/{x}/post.json").read_text()) for x in ("post_k2", "post_k2_cut"))
+    assert b["K"] == 2 and b["frames"] == a["frames"] and b["mass_curve"] == json.loads((d / "exp/post_k5/post.json").read_text())["mass_curve"]
+    assert abs(b["mean_topk_mass"] - a["mean_topk_mass"]) < 1e-5
+    err = run("steps/dump_teacher_posteriors.sh --nj 2 --topk 10 --from-dump exp/post_k5 data/train exp/ens_logit exp/post_k10_bad", fails=True)
+    assert "exp/post_k5/post.json: a top-5 dump cannot give top-10" in err
+
+
 def test_dump_bad_input(members):
     import shutil
 

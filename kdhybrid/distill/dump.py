@@ -36,6 +36,7 @@ class DumpConfig:
     topk: int = 10  # 0: the full distribution
     temperature: float = 1.0
     batch_frames: int = 20000
+    source: str = ""  # a finished dump with K >= topk to take the top k from, instead of the teacher
 
 
 def load_teacher(teacher_dir: Pathlike):
@@ -90,6 +91,45 @@ def dump_job(data_dir: Pathlike, teacher, post_dir: Pathlike, job: int, cfg: Dum
     return stats
 
 
+def truncate_job(data_dir: Pathlike, post_dir: Pathlike, job: int, cfg: DumpConfig) -> Dict[str, object]:
+    """Like :func:`dump_job`, but the top ``cfg.topk`` of each frame come from the finished dump
+    ``cfg.source`` (same teacher and temperature, K >= topk) instead of a teacher forward pass.
+    The top k of a top-K list are the teacher's top k, with the same probabilities, so the
+    result equals a dump at k up to the order of pdfs with equal probability."""
+    from kdhybrid.io.posterior import PosteriorReader
+    from kdhybrid.io.tables import read_text_table
+
+    src = Path(cfg.source)
+    info = json.loads((src / "post.json").read_text())
+    if not cfg.topk or cfg.topk > info["K"]:
+        raise ValueError(f"{src}/post.json: a top-{info['K']} dump cannot give top-{cfg.topk or 'all'}")
+    if abs(info["T"] - cfg.temperature) > 1e-9:
+        raise ValueError(f"{src}/post.json: temperature {info['T']}, asked for {cfg.temperature}")
+    reader = PosteriorReader(src / "post.scp")
+    out = Path(post_dir)
+    t0 = time.time()
+    frames = utts = 0
+    mass = np.zeros(min(MASS_K, info["K"]))
+    feats = Path(data_dir) / "feats.scp"
+    with PosteriorWriter(out / f"post.{job}.ark", out / f"post.{job}.scp") as w:
+        for u in read_text_table(feats, min_fields=2):
+            if u not in reader:
+                raise KeyError(f"{src}/post.scp: no entry for utterance '{u}' of {feats}")
+            ids, probs = reader[u].to_topk()
+            order = np.argsort(-probs, axis=1, kind="stable")
+            ids, probs = np.take_along_axis(ids, order, 1), np.take_along_axis(probs, order, 1)
+            w.write_topk(u, ids[:, :cfg.topk], probs[:, :cfg.topk])
+            mass += np.cumsum(probs[:, :len(mass)].astype(np.float64), 1).sum(0)
+            frames += len(ids)
+            utts += 1
+    stats = dict(job=job, utts=utts, frames=frames, seconds=round(time.time() - t0, 2), seconds_forward=0.0,
+                 mass_sum=mass.tolist())
+    tmp = out / f"dump.{job}.json.tmp"
+    tmp.write_text(json.dumps(stats) + "\n")
+    os.replace(tmp, out / f"dump.{job}.json")
+    return stats
+
+
 def finish_dump(post_dir: Pathlike, num_jobs: int, teacher_dir: Pathlike, cfg: DumpConfig, num_pdfs: int) -> Dict[str, object]:
     """Merge the jobs: ``post.scp`` and ``post.json`` (K, T, teacher, frames, mass curve, bytes
     per frame against dense float32) and ``mass_curve.png``."""
@@ -105,6 +145,9 @@ def finish_dump(post_dir: Pathlike, num_jobs: int, teacher_dir: Pathlike, cfg: D
     atomic_write_text(out / "post.scp", "".join((out / f"post.{j}.scp").read_text() for j in range(1, num_jobs + 1)))
     frames = sum(s["frames"] for s in jobs)
     mass = np.sum([s["mass_sum"] for s in jobs], axis=0) / max(frames, 1)
+    if cfg.source:  # the teacher's mass curve of the source dump (its K may be < 100)
+        src_info = json.loads((Path(cfg.source) / "post.json").read_text())
+        mass = np.array([src_info["mass_curve"][str(k)] for k in range(1, len(src_info["mass_curve"]) + 1)])
     size = sum((out / f"post.{j}.ark").stat().st_size for j in range(1, num_jobs + 1))
     tj = Path(teacher_dir) / "ensemble.json"
     if tj.is_file():

@@ -68,7 +68,8 @@ def describe(exp: Pathlike, sets: Sequence[str], lms: Sequence[str] = ("fglarge"
         if kd.get("objective", "none") != "none":
             s.kind = "student"
             post = Path(kd["posts"]).parent / "post.json"
-            k = json.loads(post.read_text())["K"] if post.is_file() else "?"
+            info = json.loads(post.read_text()) if post.is_file() else {}
+            k = "all" if info.get("topk") == 0 else info.get("K", "?")
             s.note = f"{kd['objective']}, k={k}, hard weight {kd.get('hard_weight')}, soft weight {kd.get('soft_weight')}, head {kd.get('head')}"
             if kd["objective"] == "interpolation":
                 s.note = f"label interpolation, k={k}, alpha {kd.get('alpha')}"
@@ -137,7 +138,8 @@ def write_results(recipe_dir: Pathlike, out: Pathlike, sets: Sequence[str], base
     systems = [s for s in (describe(e, sets) for e in sorted((root / "exp").iterdir()) if e.is_dir()) if s is not None]
     groups = group_seeds(systems)
     rank = {n: i for i, n in enumerate(order)}
-    names = sorted(groups, key=lambda n: (rank.get(n, len(rank)), {"gmm": 0, "member": 1, "ensemble": 2, "student": 3}[groups[n][0].kind], n))
+    names = sorted(groups, key=lambda n: (rank.get(n, len(rank)), {"gmm": 0, "member": 1, "ensemble": 2, "student": 3}[groups[n][0].kind],
+                                          _natural(n)))
     lines = ["# synth_en results", "",
              "Written by `python -m kdhybrid.bin.results` (the recipe's last stage) from the decode dirs' `wer.json`; do not edit.",
              "WER (%) after rescoring with the 4-gram (`fglarge`) where the system was rescored, else the decoding LM (`tgsmall`);",
@@ -159,6 +161,11 @@ def write_results(recipe_dir: Pathlike, out: Pathlike, sets: Sequence[str], base
     text = "\n".join(lines) + "\n"
     Path(out).write_text(text)
     return text
+
+
+def _natural(name: str):
+    """Sort key with numbers compared as numbers (student_k5 before student_k10)."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
 
 
 def _mean_wer(g: List[System], x: str) -> Optional[float]:

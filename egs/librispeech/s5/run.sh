@@ -11,7 +11,7 @@
 # e.g.: ./run.sh --corpus /data/LibriSpeech --lm-text /data/librispeech-lm-norm.txt.gz
 
 stage=0
-stop_stage=100
+stop_stage=12       # 13: the full distillation grid (steps/hybrid_recipe.sh)
 corpus=            # the LibriSpeech dir (with train-clean-100/, dev-clean/, ...)
 lm_text=
 nj=$(nproc)

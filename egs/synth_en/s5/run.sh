@@ -15,21 +15,28 @@
 #      synthesiser's timings (exp/tri1_ali/boundaries.json)
 #   6  decoding graph exp/tri1/graph_tgsmall (+ its k2 form) and tri1 decoding of dev
 #   7  the acoustic model zoo on the tri1 senone labels, frame cross-entropy:
-#      exp/{tdnn,blstm,cnn_tdnn} (configs in conf/; data-parallel with --num-procs)
-#   8  tri1 and the zoo decoded on dev/test/test_heldout (k2 lattices), rescored with fglarge
+#      exp/{tdnn,blstm,cnn_tdnn} (configs in conf/); exp/tdnn is also the hard-label baseline
+#   8  tri1 and the zoo decoded on dev and test (k2 lattices, tgsmall)
 #   9  teacher ensembles: exp/ensemble_{posterior,logit} (weights by dev CE), decoded; oracle
-#  10  the logit-fusion teacher's top-k posteriors of data/train (Kaldi Posterior archives)
+#  10  the logit-fusion teacher's top-10 posteriors of data/train (Kaldi Posterior archives)
 #  11  the essence student exp/student_k10 (conf/student.yaml), decoded
 #  12  RESULTS.md (python -m kdhybrid.bin.results) from the decode dirs
+# Stages 0-12 are the default run (make demo). One more stage, run on its own:
+#  13  the full grid: students for k in {1,5,10,20,40,all} with and without the hard labels,
+#      label interpolation, a member-initialised and a small student, 3 seeds of the
+#      baseline and of the default student; every system decoded on dev, test and
+#      test_heldout; RESULTS.md rewritten with all rows and the grid's wall time
 #
-# e.g.: ./run.sh --tier tiny             # everything on the small tier
+# e.g.: ./run.sh                         # stages 0-12 (the demo)
+#       ./run.sh --stage 13              # then the full grid
+#       ./run.sh --tier tiny             # stages 0-12 on the small tier
 #       ./run.sh --stage 3 --stop-stage 3
 
 stage=0
-stop_stage=100
+stop_stage=12       # 13: the full grid
 tier=default        # corpus tier: tiny | default | large
 nj=$(nproc)
-tgsmall_prune=1e-6  # relative-entropy threshold of the decoding-graph 3-gram
+tgsmall_prune=1e-5  # relative-entropy threshold of the decoding-graph 3-gram
 fglarge_prune=1e-8  # ... of the rescoring 4-gram
 zoo="tdnn blstm cnn_tdnn"  # stage 7's architectures (conf/<arch>.yaml)
 tri1_leaves=        # default: by tier (tiny 200, default 1200, large 2000)
@@ -42,6 +49,8 @@ set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
 splits="train dev test test_heldout"
+[ $stage -eq 13 ] && [ $stop_stage -lt 13 ] && stop_stage=13
+export KDHYBRID_RUN_START=$(date +%s)
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: build and prepare synth_en ($tier tier)"
