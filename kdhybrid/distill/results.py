@@ -194,13 +194,32 @@ def claims_text(root: Path, by: Dict[str, List[System]], sets, baseline: str, en
         out.append(f"2. **Student vs teacher ensemble.** The student {verdict} the ensemble `{ensemble}` on {test}: {sw:.2f}% vs {ew:.2f}% "
                    f"(Yang et al. report the student beating the ensemble; " + ("reproduced here)." if sw < ew else "not reproduced here).")
                    )
-    students = {n: g for n, g in by.items() if g[0].kind == "student" and "k=" in g[0].note}
-    if students and post_dir and (Path(post_dir) / "post.json").is_file():
+    # the k grid: systems named student_k<k> (hard + soft) and student_k<k>_nohard (soft only)
+    grid = {}
+    for n, g in by.items():
+        m = re.fullmatch(r"student_k(\d+|all)(_nohard)?", n)
+        if m and g[0].kind == "student":
+            grid[(m.group(1), bool(m.group(2)))] = g
+    if grid and post_dir and (Path(post_dir) / "post.json").is_file():
         curve = json.loads((Path(post_dir) / "post.json").read_text())["mass_curve"]
         dev = "dev" if "dev" in sets else sets[0]
-        best = min(students, key=lambda n: _mean_wer(students[n], dev) or 1e9)
-        k = re.search(r"k=(\w+)", students[best][0].note).group(1)
-        mass = ", ".join(f"top-{kk} {curve[str(kk)]:.3f}" for kk in (1, 5, 10, 20, 40) if str(kk) in curve)
-        out.append(f"3. **Which k.** Among the distilled students, `{best}` (k={k}) has the lowest {dev} WER ({_mean_wer(students[best], dev):.2f}%). "
-                   f"The teacher's mean probability mass kept by the top k (the mass curve, `{post_dir}/mass_curve.png`): {mass}.")
+        korder = sorted({k for k, _ in grid}, key=lambda k: (k == "all", int(k) if k.isdigit() else 0))
+
+        def row(nohard: bool) -> str:
+            return ", ".join(f"k={k} {_mean_wer(grid[(k, nohard)], dev):.2f}" for k in korder if (k, nohard) in grid
+                             and _mean_wer(grid[(k, nohard)], dev) is not None)
+        best = min(grid, key=lambda kn: _mean_wer(grid[kn], dev) or 1e9)
+        name = f"student_k{best[0]}" + ("_nohard" if best[1] else "")
+        mass = ", ".join(f"top-{kk} {curve[str(kk)]:.3f}" for kk in (1, 5, 10, 20, 40, 100) if str(kk) in curve)
+        text = (f"3. **Which k.** {dev} WER (%) of the top-k students with the hard labels: {row(False) or '-'}; "
+                f"without them: {row(True) or '-'}. The lowest is `{name}` ({_mean_wer(grid[best], dev):.2f}%). "
+                f"The teacher's mean probability mass kept by the top k (Yang et al.'s Figure 1, `{post_dir}/mass_curve.png`): {mass}")
+        if best[0].isdigit() and str(best[0]) in curve:
+            text += f"; at k={best[0]} the soft labels keep {curve[str(best[0])]:.3f} of the mass and drop the rest of the tail"
+        out.append(text + ".")
+    interp = [n for n in by if n.startswith("student_interp")]
+    if interp and student in by:
+        test_sets = [x for x in sets if all(_mean_wer(by[n], x) is not None for n in (interp[0], student))]
+        cmp = "; ".join(f"{x} {_mean_wer(by[student], x):.2f}% vs {_mean_wer(by[interp[0]], x):.2f}%" for x in test_sets)
+        out.append(f"4. **Multitask vs label interpolation** (Lee & Chang's baseline): `{student}` vs `{interp[0]}`: {cmp}.")
     return out

@@ -1,0 +1,88 @@
+"""RESULTS.md from decode dirs: rows, seed grouping, the bootstrap p-value and the claims,
+on a hand-made recipe dir whose numbers are known."""
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kdhybrid.distill.results import paired_bootstrap, write_results
+from kdhybrid.nnet.models import ModelConfig, build_model
+from kdhybrid.train.trainer import save_final
+
+REFS = {f"u{i}": "a b c d" for i in range(40)}  # 160 words a set
+
+
+def _decode(exp: Path, test_set: str, wrong: int) -> None:
+    """A scored decode dir whose hyp.txt has ``wrong`` substitutions (one an utterance)."""
+    d = exp / f"decode_tgsmall_{test_set}"
+    d.mkdir(parents=True)
+    hyps = {u: ("x b c d" if i < wrong else r) for i, (u, r) in enumerate(REFS.items())}
+    (d / "hyp.txt").write_text("".join(f"{u} {h}\n" for u, h in hyps.items()))
+    (d / "wer.json").write_text(json.dumps({"wer": round(100 * wrong / 160, 2)}))
+
+
+def _model(exp: Path, acc: float, distill: dict = None, hidden: int = 8) -> None:
+    m = build_model(ModelConfig(arch="tdnn", num_pdfs=5, hidden=hidden, num_layers=2))
+    tc = {"distill": distill or {"objective": "none"}}
+    save_final(exp / "final.pt", m, torch.zeros(5), {"history": [{"dev_acc": acc - 0.1}, {"dev_acc": acc}],
+                                                      "train_config": tc, "train_seconds": 100.0})
+
+
+def test_results_table_and_claims(tmp_path):
+    root = tmp_path
+    for s in ("dev", "test"):
+        (root / "data" / s).mkdir(parents=True)
+        (root / "data" / s / "text").write_text("".join(f"{u} {r}\n" for u, r in REFS.items()))
+    post = root / "exp/ens/post_k10_train"
+    post.mkdir(parents=True)
+    curve = {str(k): round(min(1.0, 0.2 + 0.02 * k), 3) for k in range(1, 101)}
+    for k in (10, 1):
+        p = root / f"exp/ens/post_k{k}_train"
+        p.mkdir(parents=True, exist_ok=True)
+        (p / "post.json").write_text(json.dumps({"K": k, "topk": k, "mass_curve": curve}))
+        (p / "post.scp").write_text("")
+    # baseline tdnn with 3 seeds (dev/test errors 30/32, 34/36, 32/34), student_k10 with 3 seeds
+    for name, dev, test in (("tdnn", 30, 32), ("tdnn_seed2", 34, 36), ("tdnn_seed3", 32, 34),
+                            ("student_k10", 20, 12), ("student_k10_seed2", 22, 14), ("student_k10_seed3", 21, 13),
+                            ("student_k1", 25, 26), ("student_k1_nohard", 40, 41), ("student_interp_k10", 24, 20)):
+        e = root / "exp" / name
+        e.mkdir(parents=True)
+        k = "1" if "_k1" in name and "_k10" not in name else "10"
+        obj = {"objective": "interpolation" if "interp" in name else "multitask",
+               "posts": str(root / f"exp/ens/post_k{k}_train/post.scp"), "hard_weight": 0.0 if "nohard" in name else 1.0,
+               "soft_weight": 1.0, "head": "main", "alpha": 0.5}
+        _model(e, 0.3, None if name.startswith("tdnn") else obj)
+        _decode(e, "dev", dev)
+        _decode(e, "test", test)
+    ens = root / "exp/ensemble_logit"
+    ens.mkdir()
+    (ens / "ensemble.json").write_text(json.dumps({"members": [str(root / "exp/tdnn")], "weights": [1.0], "fusion": "logit",
+                                                   "selection": {"dev_acc": 0.35}}))
+    _decode(ens, "dev", 24)
+    _decode(ens, "test", 16)
+    text = write_results(root, root / "RESULTS.md", ["dev", "test"], "tdnn", "ensemble_logit", "student_k10",
+                         str(post), extra_lines=["timing line"])
+    assert (root / "RESULTS.md").read_text() == text
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    # seeds grouped: mean and sample sd of the three WERs (32, 36, 34 errors of 160 -> 20.0, 22.5, 21.25 %)
+    assert "| 21.25 ± 1.25 (n=3) |" in rows["tdnn"] and "tdnn_seed2" not in rows
+    assert rows["ensemble_logit"].split(" | ")[1:4] == ["ensemble", "15.00", "10.00"]
+    names = [n for n in rows if n not in ("system",) and not n.startswith("---")]
+    assert names.index("student_k1") < names.index("student_k1_nohard") < names.index("student_k10")
+    # claim 1: student (mean 8.12% test) beats baseline (21.25%); bootstrap on the first seeds: 32 vs 12 errors
+    err_b = np.array([1] * 32 + [0] * 8)
+    err_s = np.array([1] * 12 + [0] * 28)
+    p = paired_bootstrap(err_b, err_s, np.full(40, 4))
+    assert p < 0.001
+    assert f"beats the hard-label baseline `tdnn` on test: 8.12% vs 21.25% WER" in text and f"p = {p:.3f}" in text
+    assert "The student beats the ensemble `ensemble_logit` on test: 8.12% vs 10.00%" in text
+    assert "with the hard labels: k=1 15.62, k=10 13.12; without them: k=1 25.00. The lowest is `student_k10`" in text
+    assert "at k=10 the soft labels keep 0.400 of the mass" in text
+    assert "`student_k10` vs `student_interp_k10`: dev 13.12% vs 15.00%; test 8.12% vs 12.50%" in text
+    assert text.rstrip().endswith("timing line")
+
+
+def test_paired_bootstrap_identical_systems_is_not_significant():
+    e = np.array([1, 0, 2, 0, 1, 3, 0, 0, 1, 1])
+    assert paired_bootstrap(e, e, np.full(10, 5)) == 1.0
