@@ -180,35 +180,37 @@ if [ $stage -le 13 ] && [ $stop_stage -ge 13 ]; then
   # default student. Every system of the table is decoded on $grid_sets.
   log "Stage 13: the full distillation grid"
   t13=$(date +%s)
-  steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk 40 data/train exp/ensemble_logit exp/ensemble_logit/post_k40_train
-  for k in 1 5 20; do
-    steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk $k --from-dump exp/ensemble_logit/post_k40_train \
-      data/train exp/ensemble_logit exp/ensemble_logit/post_k${k}_train
-  done
-  $grid_full && steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk 0 data/train exp/ensemble_logit exp/ensemble_logit/post_kall_train
   student() {  # student <name> <post-dir> <set-opts> [train_student.sh options]
     local name=$1 p=$2 o=$3; shift 3
     [ -f exp/$name/final.pt ] || steps/train_student.sh --config $student_config --cuts data/cuts "$@" --set-opts "$o" \
       data/train exp/tri1_ali $p exp/$name
     dec exp/$name "$grid_sets"
+    results "$grid_sets" "$(cat exp/results_core_time.txt 2>/dev/null || true)" \
+      "Full grid (\`./run.sh --stage 13\`): still running, $(elapsed $t13) so far when this table was written."
   }
+  # in order of importance, so that a stopped grid has the rows that matter most
   for m in tri1 $zoo ensemble_posterior ensemble_logit student_k$topk; do dec exp/$m "$grid_sets"; done
-  ks="1 5 10 20 40"; $grid_full && ks="$ks all"
-  for k in $ks; do
-    p=exp/ensemble_logit/post_k${k}_train
-    obj=multitask; [ $k = all ] && obj=full
-    [ $k = $topk ] || student student_k$k $p "distill.objective=$obj"
-    student student_k${k}_nohard $p "distill.objective=$obj distill.hard_weight=0"
-  done
-  student student_interp_k$topk $post "distill.objective=interpolation distill.alpha=0.5"
-  student student_init_k$topk $post "" --init-from exp/${zoo%% *}/final.pt
-  student student_small_k$topk $post "model.hidden=$small_hidden model.num_layers=$small_layers"
   for seed in 2 3; do
     [ -f exp/${zoo%% *}_seed$seed/final.pt ] || steps/train_nnet.sh --config conf/${zoo%% *}.yaml --cuts data/cuts --set-opts "seed=$seed" \
       data/train exp/tri1_ali exp/${zoo%% *}_seed$seed
     dec exp/${zoo%% *}_seed$seed "$grid_sets"
     student student_k${topk}_seed$seed $post "seed=$seed"
   done
+  pk=exp/ensemble_logit/post_k
+  steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk 40 data/train exp/ensemble_logit ${pk}40_train
+  for k in 1 5 20; do
+    steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk $k --from-dump ${pk}40_train data/train exp/ensemble_logit ${pk}${k}_train
+  done
+  for k in 1 5 20 40; do student student_k$k ${pk}${k}_train "distill.objective=multitask"; done
+  student student_interp_k$topk $post "distill.objective=interpolation distill.alpha=0.5"
+  student student_init_k$topk $post "" --init-from exp/${zoo%% *}/final.pt
+  student student_small_k$topk $post "model.hidden=$small_hidden model.num_layers=$small_layers"
+  for k in 1 5 10 20 40; do student student_k${k}_nohard ${pk}${k}_train "distill.objective=multitask distill.hard_weight=0"; done
+  if $grid_full; then
+    steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk 0 data/train exp/ensemble_logit ${pk}all_train
+    student student_kall ${pk}all_train "distill.objective=full"
+    student student_kall_nohard ${pk}all_train "distill.objective=full distill.hard_weight=0"
+  fi
   results "$grid_sets" "$(cat exp/results_core_time.txt 2>/dev/null || true)" \
     "Full grid (\`./run.sh --stage 13\`) wall time on this machine ($(nproc) cores): $(elapsed $t13)."
   log "RESULTS.md written (full grid)"
