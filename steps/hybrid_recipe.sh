@@ -41,7 +41,9 @@ zoo="tdnn blstm cnn_tdnn"
 decode_sets="dev test"   # the core's test sets (stages 8-12)
 grid_sets="dev test test_heldout"  # stage 13 decodes every system of the table on these
 decode_opts="--beam 10 --max-active 2000 --lattice-beam 4"
-scoring_opts="--min-lmwt 4 --max-lmwt 17"
+nnet_acwt=0.25      # search acoustic scale of neural models and ensembles (GMMs: 0.1); their best
+                    # LM weights are ~4-5, and searching at 1/0.1 = 10 kept twice the tokens
+scoring_opts="--min-lmwt 3 --max-lmwt 17"
 rescore_lang=       # e.g. data/lang_test_fglarge: n-best rescoring of every decode with the 4-gram
 grid_full=true      # stage 13 with the full-distribution (k = all) dump and students
 small_hidden=128    # the small student of stage 13
@@ -102,10 +104,11 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
 fi
 
 dec() {  # dec <model-dir> <sets>: decode (k2, tgsmall lattices) unless scored already, rescore with --rescore-lang
-  local m=$1 x
+  local m=$1 x acwt=0.1
+  [ -f $m/final.pkl ] || acwt=$nnet_acwt
   for x in $2; do
     if [ ! -f $m/decode_tgsmall_$x/wer.json ]; then
-      steps/decode.sh --nj $nj --cmd "$decode_cmd" $decode_opts --scoring-opts "$scoring_opts" \
+      steps/decode.sh --nj $nj --cmd "$decode_cmd" --acwt $acwt $decode_opts --scoring-opts "$scoring_opts" \
         exp/tri1/graph_tgsmall data/$x $m/decode_tgsmall_$x
     fi
     if [ -n "$rescore_lang" ] && [ ! -f $m/decode_${rescore_lang##*_}_$x/wer.json ]; then

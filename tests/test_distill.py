@@ -26,7 +26,7 @@ def members(gmm):
     d, run = gmm
     for arch in ("tdnn", "blstm"):
         if not (d / f"exp/{arch}_m/final.pt").is_file():
-            run(f"steps/train_nnet.sh --config conf/{arch}.yaml --set-opts '{SMALL}' data/train exp/tri1_ali exp/{arch}_m")
+            run(f"steps/train_nnet.sh --config conf/{arch}.yaml --cuts data/cuts --set-opts '{SMALL}' data/train exp/tri1_ali exp/{arch}_m")
     return d, run
 
 
@@ -115,7 +115,7 @@ def test_dump_is_kaldi_readable_and_matches_labels(members, monkeypatch):
     run(dump_cmd(5, "exp/post_k5"))
     monkeypatch.chdir(d)  # the cuts' arrays are relative to the recipe dir
     info = json.loads((d / "exp/post_k5/post.json").read_text())
-    cuts = CutSet.from_file(d / "exp/tdnn_m/cuts_train/cuts.jsonl.gz")
+    cuts = CutSet.from_file(d / "data/cuts/train/cuts.jsonl.gz")
     labels = {c.id: c.load_custom("pdf_ali") for c in cuts}
     n2f = {k: int(v) for k, v in read_text_table(d / "data/train/utt2num_frames").items()}
     seen = set()
@@ -190,6 +190,29 @@ def test_dump_cut_from_a_larger_dump_equals_a_direct_dump(members):
     assert abs(b["mean_topk_mass"] - a["mean_topk_mass"]) < 1e-5
     err = run("steps/dump_teacher_posteriors.sh --nj 2 --topk 10 --from-dump exp/post_k5 data/train exp/ens_logit exp/post_k10_bad", fails=True)
     assert "exp/post_k5/post.json: a top-5 dump cannot give top-10" in err
+
+
+def test_student_step_from_a_member(members):
+    """steps/train_student.sh end to end: the top-5 dump, multitask, initialised from the
+    TDNN member; the checkpoint says so, and it decodes through steps/decode.sh."""
+    d, run = members
+    if not (d / "exp/ens_logit/ensemble.json").is_file():
+        run("steps/make_ensemble.sh --fusion logit --grid-step 0.5 exp/ens_logit exp/tdnn_m exp/blstm_m")
+    if not (d / "exp/post_k5/post.json").is_file():
+        run(dump_cmd(5, "exp/post_k5"))
+    log = run(f"steps/train_student.sh --config conf/student.yaml --cuts data/cuts --init-from exp/tdnn_m/final.pt "
+              f"--set-opts '{SMALL} model.num_layers=2' data/train exp/tri1_ali exp/post_k5 exp/student_m")
+    assert "initialised from exp/tdnn_m/final.pt" in (d / "exp/student_m/log/train.log").read_text() + log
+    ck = torch.load(d / "exp/student_m/final.pt", map_location="cpu")
+    assert ck["init_from"] == "exp/tdnn_m/final.pt" and ck["train_config"]["distill"]["posts"] == "exp/post_k5/post.scp"
+    assert ck["train_config"]["distill"]["objective"] == "multitask" and len(ck["history"]) == 1
+    # the member's weights were the starting point: closer to them than a fresh model's
+    member = torch.load(d / "exp/tdnn_m/final.pt", map_location="cpu")["state_dict"]
+    w = "layers.0.conv.weight"
+    assert (ck["state_dict"][w] - member[w]).norm() < 0.5 * member[w].norm()
+    ensure_small_graph((d, run))
+    run(f"steps/decode.sh --nj 1 {FAST} exp/tri1/graph_small data/dev exp/student_m/decode_dev")
+    assert json.loads((d / "exp/student_m/decode_dev/wer.json").read_text())["words"] > 0
 
 
 def test_dump_bad_input(members):

@@ -65,16 +65,20 @@ def describe(exp: Pathlike, sets: Sequence[str], lms: Sequence[str] = ("fglarge"
     elif (exp / "final.pt").is_file():
         s.dev_acc, s.params, s.train_seconds, ck = describe_model(exp)
         kd = (ck.get("train_config") or {}).get("distill") or {}
+        mc = ck["model_config"]
+        arch = f"{mc['arch']} {mc.get('hidden')}x{mc.get('num_layers')}"
+        init = f", initialised from {Path(ck['init_from']).parent.name}" if ck.get("init_from") else ""
         if kd.get("objective", "none") != "none":
             s.kind = "student"
             post = Path(kd["posts"]).parent / "post.json"
             info = json.loads(post.read_text()) if post.is_file() else {}
             k = "all" if info.get("topk") == 0 else info.get("K", "?")
-            s.note = f"{kd['objective']}, k={k}, hard weight {kd.get('hard_weight')}, soft weight {kd.get('soft_weight')}, head {kd.get('head')}"
+            s.note = f"{arch}, {kd['objective']}, k={k}, hard weight {kd.get('hard_weight')}, soft weight {kd.get('soft_weight')}, head {kd.get('head')}"
             if kd["objective"] == "interpolation":
-                s.note = f"label interpolation, k={k}, alpha {kd.get('alpha')}"
+                s.note = f"{arch}, label interpolation, k={k}, alpha {kd.get('alpha')}"
+            s.note += init
         else:
-            s.note = f"{ck['model_config']['arch']}, hard labels"
+            s.note = f"{arch}, hard labels{init}"
     elif (exp / "final.pkl").is_file():
         s.kind = "gmm"
         s.note = "GMM-HMM"

@@ -311,6 +311,7 @@ def train(
         ck["history"] = history
         ck["num_params"] = model.num_params()
         ck["train_seconds"] = round(sum(h["seconds"] for h in history), 1)
+        ck["init_from"] = str(init_from) if init_from else None
         atomic_save(ck, exp / "final.pt")
         (exp / "history.json").write_text(json.dumps(history, indent=1) + "\n")
         plot_learning_curve(history, exp / "learning_curve.png", title=f"{cfg.model.arch} ({model.num_params() / 1e6:.2f} M params)")
