@@ -4,7 +4,7 @@
 # data/local/lm/lm_text.txt). Run from the recipe dir; egs/*/s5/run.sh calls it.
 #   1  lang dir data/lang (word-position-dependent phones, L.fst, L_disambig.fst)
 #   2  n-gram LMs (kaldingram): a pruned 3-gram for decoding graphs (data/lang_test_tgsmall)
-#      and a 4-gram for lattice rescoring (data/lang_test_fglarge); perplexity on dev and test
+#      and (--fglarge true) a 4-gram for lattice rescoring (data/lang_test_fglarge); perplexity on dev and test
 #   3  fbank features (conf/fbank.conf) and per-speaker CMVN for every split
 #   4  monophone GMM-HMM (flat start) -> exp/mono
 #   5  triphone GMM-HMM on deltas (Python decision tree) -> exp/tri1, alignments exp/tri1_ali
@@ -35,6 +35,7 @@ decode_cmd=steps/run.py
 splits="train dev test"
 tgsmall_prune=1e-6  # relative-entropy threshold of the decoding-graph 3-gram
 fglarge_prune=1e-8  # ... of the rescoring 4-gram
+fglarge=true        # build the 4-gram (needed by --rescore-lang data/lang_test_fglarge)
 tri1_leaves=1200
 tri1_gauss=8000
 zoo="tdnn blstm cnn_tdnn"
@@ -72,9 +73,11 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   steps/train_lm.sh --order 3 --prune $tgsmall_prune --num-workers $nj --dev-text "data/dev/text data/test/text" \
     $lm/lm_text.txt data/lang $lm/tgsmall.arpa
   steps/format_lm.sh data/lang $lm/tgsmall.arpa data/lang_test_tgsmall
-  steps/train_lm.sh --order 4 --prune $fglarge_prune --num-workers $nj --dev-text "data/dev/text data/test/text" \
-    $lm/lm_text.txt data/lang $lm/fglarge.arpa
-  steps/format_lm.sh data/lang $lm/fglarge.arpa data/lang_test_fglarge
+  if $fglarge; then
+    steps/train_lm.sh --order 4 --prune $fglarge_prune --num-workers $nj --dev-text "data/dev/text data/test/text" \
+      $lm/lm_text.txt data/lang $lm/fglarge.arpa
+    steps/format_lm.sh data/lang $lm/fglarge.arpa data/lang_test_fglarge
+  fi
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
@@ -141,7 +144,8 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   for fusion in posterior logit; do
     [ -f exp/ensemble_$fusion/ensemble.json ] || \
       steps/make_ensemble.sh --fusion $fusion --dev-cuts data/cuts/dev exp/ensemble_$fusion $members
-    dec exp/ensemble_$fusion "$decode_sets"
+    # the core decodes the posterior-fusion ensemble on dev only (its weights); stage 13 the rest
+    dec exp/ensemble_$fusion "$([ $fusion = logit ] && echo $decode_sets || echo dev)"
   done
   python -m kdhybrid.bin.oracle --out exp/oracle_dev.json data/dev $(for a in $zoo; do echo -n "exp/$a/decode_tgsmall_dev "; done)
 fi

@@ -7,7 +7,8 @@
 # and the stages every recipe shares (steps/hybrid_recipe.sh):
 #   1  lang dir data/lang (word-position-dependent phones, L.fst, L_disambig.fst)
 #   2  n-gram LMs (kaldingram): a pruned 3-gram for decoding graphs (data/lang_test_tgsmall)
-#      and a 4-gram for lattice rescoring (data/lang_test_fglarge); perplexity on dev
+#      and, with --fglarge true, a 4-gram for lattice rescoring (data/lang_test_fglarge;
+#      ~4 min on 2 cores; decode with steps/hybrid_recipe.sh's --rescore-lang); perplexity on dev
 #   3  fbank features (conf/fbank.conf) and per-speaker CMVN for every split
 #   4  monophone GMM-HMM (flat start) -> exp/mono
 #   5  triphone GMM-HMM on deltas (Python decision tree) -> exp/tri1, alignments exp/tri1_ali
@@ -17,7 +18,8 @@
 #   7  the acoustic model zoo on the tri1 senone labels, frame cross-entropy:
 #      exp/{tdnn,blstm,cnn_tdnn} (configs in conf/); exp/tdnn is also the hard-label baseline
 #   8  tri1 and the zoo decoded on dev and test (k2 lattices, tgsmall)
-#   9  teacher ensembles: exp/ensemble_{posterior,logit} (weights by dev CE), decoded; oracle
+#   9  teacher ensembles: exp/ensemble_{posterior,logit} (weights by dev CE), decoded (the
+#      posterior-fusion one on dev only; stage 13 decodes it on the rest); oracle
 #  10  the logit-fusion teacher's top-10 posteriors of data/train (Kaldi Posterior archives)
 #  11  the essence student exp/student_k10 (conf/student.yaml), decoded
 #  12  RESULTS.md (python -m kdhybrid.bin.results) from the decode dirs
@@ -38,6 +40,7 @@ tier=default        # corpus tier: tiny | default | large
 nj=$(nproc)
 tgsmall_prune=1e-5  # relative-entropy threshold of the decoding-graph 3-gram
 fglarge_prune=1e-8  # ... of the rescoring 4-gram
+fglarge=false       # true: stage 2 also builds the 4-gram for rescoring
 zoo="tdnn blstm cnn_tdnn"  # stage 7's architectures (conf/<arch>.yaml)
 tri1_leaves=        # default: by tier (tiny 200, default 1200, large 2000)
 tri1_gauss=         # default: by tier (tiny 1500, default 8000, large 15000)
@@ -66,7 +69,7 @@ esac
 if [ $stop_stage -ge 1 ]; then
   steps/hybrid_recipe.sh --stage $([ $stage -gt 1 ] && echo $stage || echo 1) --stop-stage $stop_stage --nj $nj \
     --train-cmd "$train_cmd" --decode-cmd "$decode_cmd" --splits "$splits" \
-    --tgsmall-prune $tgsmall_prune --fglarge-prune $fglarge_prune --tri1-leaves $tri1_leaves --tri1-gauss $tri1_gauss \
+    --tgsmall-prune $tgsmall_prune --fglarge-prune $fglarge_prune --fglarge $fglarge --tri1-leaves $tri1_leaves --tri1-gauss $tri1_gauss \
     --zoo "$zoo" --phone-timings corpus/synth_en_$tier/meta/train.utts.jsonl
 fi
 
