@@ -86,3 +86,19 @@ def test_results_table_and_claims(tmp_path):
 def test_paired_bootstrap_identical_systems_is_not_significant():
     e = np.array([1, 0, 2, 0, 1, 3, 0, 0, 1, 1])
     assert paired_bootstrap(e, e, np.full(10, 5)) == 1.0
+
+
+def test_wer_counts_with_empty_hypotheses_and_references():
+    """Errors equal kaldialign's edit distance summed over utterances, also for empty or
+    missing hypotheses (all deletions) and empty references (all insertions)."""
+    import kaldialign
+
+    from kdhybrid.decode.scoring import wer_counts
+
+    refs = {"a": "the cat sat on the mat", "b": "hello world", "c": "one two three", "d": "", "e": "x y"}
+    hyps = {"a": "the cat sat the hat", "b": "", "c": "one too three four", "d": "noise words"}  # e missing
+    c = wer_counts(refs, hyps)
+    expect = sum(kaldialign.edit_distance(refs[k].split(), hyps.get(k, "").split())["total"] for k in refs)
+    assert c["errors"] == expect == 2 + 2 + 2 + 2 + 2
+    assert (c["ins"], c["del"], c["sub"], c["words"]) == (3, 5, 2, 13)
+    assert c["wer"] == round(100 * 10 / 13, 2) and c["sentence_errors"] == 5

@@ -13,21 +13,26 @@ def wer_counts(refs: Dict[str, str], hyps: Dict[str, str]) -> Dict[str, float]:
     r = [refs[k] for k in keys]
     h = [hyps.get(k, "") for k in keys]
     nonempty = [i for i, x in enumerate(r) if x.strip()]
-    out = jiwer.process_words([r[i] for i in nonempty], [h[i] if h[i].strip() else "<empty>" for i in nonempty])
-    # jiwer needs a non-empty hypothesis; an empty one is scored as one inserted <empty>:
-    # take that insertion back.
-    empties = sum(1 for i in nonempty if not h[i].strip())
+    # jiwer needs a non-empty hypothesis: an empty one is all deletions, counted here
+    scored = [i for i in nonempty if h[i].strip()]
+    empties = [i for i in nonempty if not h[i].strip()]
+    if scored:
+        out = jiwer.process_words([r[i] for i in scored], [h[i] for i in scored])
+        ins, dels, subs = out.insertions, out.deletions, out.substitutions
+    else:
+        ins = dels = subs = 0
+    dels += sum(len(r[i].split()) for i in empties)
+    ins += sum(len(h[i].split()) for i, x in enumerate(r) if not x.strip())  # words where none were said
     words = sum(len(r[i].split()) for i in nonempty)
-    ins = out.insertions - empties
-    errs = out.substitutions + out.deletions + ins
+    errs = subs + dels + ins
     sent_err = sum(1 for k in keys if refs[k].split() != hyps.get(k, "").split())
     return {
         "wer": round(100.0 * errs / max(words, 1), 2),
         "errors": int(errs),
         "words": int(words),
         "ins": int(ins),
-        "del": int(out.deletions),
-        "sub": int(out.substitutions),
+        "del": int(dels),
+        "sub": int(subs),
         "sentences": len(keys),
         "sentence_errors": sent_err,
     }
