@@ -13,7 +13,7 @@ criterion=ce
 candidates=3
 graph=             # for --criterion wer
 dev_data=data/dev
-dev_cuts=          # default: <first member>/cuts_dev
+dev_cuts=data/cuts/dev  # dev cuts with the members' senone labels (the recipe's stage 5 makes them)
 nj=2
 decode_opts=
 # End configuration section.
@@ -26,7 +26,6 @@ echo "$0 $*"
 if [ $# -lt 2 ]; then printf '%s\n' "$help_message" 1>&2; exit 1; fi
 set -euo pipefail
 dir=$1; shift
-dev_cuts=${dev_cuts:-$1/cuts_dev}
 for m in "$@"; do [ -f $m/final.pt ] || { echo "$0: no such file $m/final.pt" 1>&2; exit 1; }; done
 [ -f $dev_cuts/cuts.jsonl.gz ] || { echo "$0: no such file $dev_cuts/cuts.jsonl.gz" 1>&2; exit 1; }
 mkdir -p $dir/log

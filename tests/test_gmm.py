@@ -65,14 +65,17 @@ def test_triphone_contexts_are_used(gmm):
 
 def test_alignment_quality_against_synthesiser_timings(gmm):
     """The floor: phone boundaries of tri1 against flite's and festival's own timings
-    (measured 2026-11-21 on the tiny tier: see the issue note; floors leave a margin)."""
+    (measured 2026-11-21 on the tiny tier: see the issue note). Runs differ: the GMM training
+    is not bit-reproducible (likelihoods differ at 1e-8 from the first realignment on, which
+    changes which of the ~100 tiny-tier utterances fail to align); two runs on 2026-11-22
+    gave flite mean 0.597 / 0.615, kal_diphone 0.807 / 0.820, all within 20 ms 0.408 / 0.414."""
     d, _ = gmm
     r = json.loads((d / "exp/tri1_ali/boundaries.json").read_text())
     kal = r["per_voice"]["festival:kal_diphone"]
     flite = [r["per_voice"][v] for v in ("flite:kal16", "flite:slt", "flite:awb")]
     assert r["all"]["boundaries"] > 1500
     assert kal["within_50ms"] >= 0.70, kal
-    assert np.mean([f["within_50ms"] for f in flite]) >= 0.60, flite
+    assert np.mean([f["within_50ms"] for f in flite]) >= 0.55, flite
     assert r["all"]["within_20ms"] >= 0.35, r["all"]
 
 
