@@ -189,7 +189,8 @@ def test_dump_cut_from_a_larger_dump_equals_a_direct_dump(members):
     assert b["K"] == 2 and b["frames"] == a["frames"] and b["mass_curve"] == json.loads((d / "exp/post_k5/post.json").read_text())["mass_curve"]
     assert abs(b["mean_topk_mass"] - a["mean_topk_mass"]) < 1e-5
     err = run("steps/dump_teacher_posteriors.sh --nj 2 --topk 10 --from-dump exp/post_k5 data/train exp/ens_logit exp/post_k10_bad", fails=True)
-    assert "exp/post_k5/post.json: a top-5 dump cannot give top-10" in err
+    assert "failed, see exp/post_k10_bad/log/dump.1.log" in err  # the job's log says why (run.pl's convention)
+    assert "exp/post_k5/post.json: a top-5 dump cannot give top-10" in (d / "exp/post_k10_bad/log/dump.1.log").read_text()
 
 
 def test_student_step_from_a_member(members):
