@@ -104,14 +104,26 @@ def dump_cmd(topk, out, nj=2):
     return f"steps/dump_teacher_posteriors.sh --nj {nj} --topk {topk} --batch-frames 3000 data/train exp/ens_logit {out}"
 
 
+def logit_teacher(d, run):
+    """exp/ens_logit: the two members' logit fusion (made once per module)."""
+    if not (d / "exp/ens_logit/ensemble.json").is_file():
+        run("steps/make_ensemble.sh --fusion logit --grid-step 0.5 exp/ens_logit exp/tdnn_m exp/blstm_m")
+
+
+def teacher_dump_k5(d, run):
+    """exp/post_k5: exp/ens_logit's top-5 dump of data/train (made once per module)."""
+    logit_teacher(d, run)
+    if not (d / "exp/post_k5/post.json").is_file():
+        run(dump_cmd(5, "exp/post_k5"))
+
+
 def test_dump_is_kaldi_readable_and_matches_labels(members, monkeypatch):
     from lhotse import CutSet
 
     from kdhybrid.io.posterior import PosteriorReader
 
     d, run = members
-    if not (d / "exp/ens_logit/ensemble.json").is_file():
-        run("steps/make_ensemble.sh --fusion logit --grid-step 0.5 exp/ens_logit exp/tdnn_m exp/blstm_m")
+    logit_teacher(d, run)
     run(dump_cmd(5, "exp/post_k5"))
     monkeypatch.chdir(d)  # the cuts' arrays are relative to the recipe dir
     info = json.loads((d / "exp/post_k5/post.json").read_text())
@@ -147,10 +159,7 @@ def test_dump_is_kaldi_readable_and_matches_labels(members, monkeypatch):
 
 def test_dump_resume_after_kill_is_byte_identical(members):
     d, run = members
-    if not (d / "exp/ens_logit/ensemble.json").is_file():
-        run("steps/make_ensemble.sh --fusion logit --grid-step 0.5 exp/ens_logit exp/tdnn_m exp/blstm_m")
-    if not (d / "exp/post_k5/post.json").is_file():
-        run(dump_cmd(5, "exp/post_k5"))
+    teacher_dump_k5(d, run)
     env = dict(os.environ, KDHYBRID_ROOT=str(REPO))
     p = subprocess.Popen(["bash", "-c", ". ./path.sh && " + dump_cmd(5, "exp/post_k5_killed")], cwd=d, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -172,10 +181,7 @@ def test_dump_resume_after_kill_is_byte_identical(members):
 def test_dump_cut_from_a_larger_dump_equals_a_direct_dump(members):
     """--from-dump: the top 2 of the top-5 dump are the teacher's top 2 (a direct top-2 dump)."""
     d, run = members
-    if not (d / "exp/ens_logit/ensemble.json").is_file():
-        run("steps/make_ensemble.sh --fusion logit --grid-step 0.5 exp/ens_logit exp/tdnn_m exp/blstm_m")
-    if not (d / "exp/post_k5/post.json").is_file():
-        run(dump_cmd(5, "exp/post_k5"))
+    teacher_dump_k5(d, run)
     run(dump_cmd(2, "exp/post_k2"))
     run("steps/dump_teacher_posteriors.sh --nj 2 --topk 2 --from-dump exp/post_k5 data/train exp/ens_logit exp/post_k2_cut")
     for j in (1, 2):
@@ -197,10 +203,7 @@ def test_student_step_from_a_member(members):
     """steps/train_student.sh end to end: the top-5 dump, multitask, initialised from the
     TDNN member; the checkpoint says so, and it decodes through steps/decode.sh."""
     d, run = members
-    if not (d / "exp/ens_logit/ensemble.json").is_file():
-        run("steps/make_ensemble.sh --fusion logit --grid-step 0.5 exp/ens_logit exp/tdnn_m exp/blstm_m")
-    if not (d / "exp/post_k5/post.json").is_file():
-        run(dump_cmd(5, "exp/post_k5"))
+    teacher_dump_k5(d, run)
     log = run(f"steps/train_student.sh --config conf/student.yaml --cuts data/cuts --init-from exp/tdnn_m/final.pt "
               f"--set-opts '{SMALL} model.num_layers=2' data/train exp/tri1_ali exp/post_k5 exp/student_m")
     assert "initialised from exp/tdnn_m/final.pt" in (d / "exp/student_m/log/train.log").read_text() + log
@@ -220,6 +223,7 @@ def test_dump_bad_input(members):
     import shutil
 
     d, run = members
+    logit_teacher(d, run)
     bad = d / "data/train_nofeats"
     shutil.copytree(d / "data/train", bad, dirs_exist_ok=True, ignore=shutil.ignore_patterns("split*"))
     lines = (bad / "feats.scp").read_text().splitlines()

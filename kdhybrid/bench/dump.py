@@ -20,7 +20,7 @@ import torch
 def main(argv: Optional[List[str]] = None) -> int:
     from kdhybrid.decode.acoustic import iter_feature_batches
     from kdhybrid.distill.dump import DumpConfig, dump_job, load_teacher
-    from kdhybrid.io.datadir import read_data_dir, write_data_dir
+    from kdhybrid.io.datadir import read_data_dir, subset_data_dir
 
     p = argparse.ArgumentParser(prog="python -m kdhybrid.bench dump", description=__doc__)
     p.add_argument("--data", required=True)
@@ -32,22 +32,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     torch.set_num_threads(1)
     teacher = load_teacher(a.teacher)
     with tempfile.TemporaryDirectory() as tmp:
-        dd = read_data_dir(a.data)
-        if a.max_utts:
-            keep = set(dd.utts[: a.max_utts])
-            for name in ("text", "utt2spk", "wav_scp", "feats_scp", "utt2dur", "utt2num_frames", "segments"):
-                t = getattr(dd, name, None)
-                if t:
-                    for k in [k for k in t if k not in keep]:
-                        del t[k]
-            spks = set(dd.utt2spk.values())
-            for name in ("cmvn_scp", "spk2gender"):
-                t = getattr(dd, name, None)
-                if t:
-                    for k in [k for k in t if k not in spks]:
-                        del t[k]
-        sub = Path(tmp) / "data"
-        write_data_dir(dd, sub, validate=False)
+        utts = read_data_dir(a.data).utts
+        sub = subset_data_dir(a.data, utts[: a.max_utts] if a.max_utts else utts, Path(tmp) / "data")
         batches = list(iter_feature_batches(sub, a.batch_frames))
         frames = sum(len(f) for _, fs, _ in batches for f in fs)
         teacher.log_posteriors(batches[0][1][:1], batches[0][2][:1])  # warm-up

@@ -83,11 +83,15 @@ def dump_job(data_dir: Pathlike, teacher, post_dir: Pathlike, job: int, cfg: Dum
                 mass += m
                 frames += lp.shape[0]
                 utts += 1
-    stats = dict(job=job, utts=utts, frames=frames, seconds=round(time.time() - t0, 2), seconds_forward=round(t_fwd, 2),
-                 mass_sum=mass.tolist())
-    tmp = out / f"dump.{job}.json.tmp"
+    return _job_done(out, dict(job=job, utts=utts, frames=frames, seconds=round(time.time() - t0, 2),
+                               seconds_forward=round(t_fwd, 2), mass_sum=mass.tolist()))
+
+
+def _job_done(out: Path, stats: Dict[str, object]) -> Dict[str, object]:
+    """Write ``dump.JOB.json`` (atomically, last: it marks the job finished)."""
+    tmp = out / f"dump.{stats['job']}.json.tmp"
     tmp.write_text(json.dumps(stats) + "\n")
-    os.replace(tmp, out / f"dump.{job}.json")
+    os.replace(tmp, out / f"dump.{stats['job']}.json")
     return stats
 
 
@@ -109,7 +113,6 @@ def truncate_job(data_dir: Pathlike, post_dir: Pathlike, job: int, cfg: DumpConf
     out = Path(post_dir)
     t0 = time.time()
     frames = utts = 0
-    mass = np.zeros(min(MASS_K, info["K"]))
     feats = Path(data_dir) / "feats.scp"
     with PosteriorWriter(out / f"post.{job}.ark", out / f"post.{job}.scp") as w:
         for u in read_text_table(feats, min_fields=2):
@@ -119,15 +122,10 @@ def truncate_job(data_dir: Pathlike, post_dir: Pathlike, job: int, cfg: DumpConf
             order = np.argsort(-probs, axis=1, kind="stable")
             ids, probs = np.take_along_axis(ids, order, 1), np.take_along_axis(probs, order, 1)
             w.write_topk(u, ids[:, :cfg.topk], probs[:, :cfg.topk])
-            mass += np.cumsum(probs[:, :len(mass)].astype(np.float64), 1).sum(0)
             frames += len(ids)
             utts += 1
-    stats = dict(job=job, utts=utts, frames=frames, seconds=round(time.time() - t0, 2), seconds_forward=0.0,
-                 mass_sum=mass.tolist())
-    tmp = out / f"dump.{job}.json.tmp"
-    tmp.write_text(json.dumps(stats) + "\n")
-    os.replace(tmp, out / f"dump.{job}.json")
-    return stats
+    # no mass sums: the mass curve is the source dump's (finish_dump)
+    return _job_done(out, dict(job=job, utts=utts, frames=frames, seconds=round(time.time() - t0, 2), seconds_forward=0.0))
 
 
 def finish_dump(post_dir: Pathlike, num_jobs: int, teacher_dir: Pathlike, cfg: DumpConfig, num_pdfs: int) -> Dict[str, object]:
@@ -144,10 +142,11 @@ def finish_dump(post_dir: Pathlike, num_jobs: int, teacher_dir: Pathlike, cfg: D
         jobs.append(json.loads(f.read_text()))
     atomic_write_text(out / "post.scp", "".join((out / f"post.{j}.scp").read_text() for j in range(1, num_jobs + 1)))
     frames = sum(s["frames"] for s in jobs)
-    mass = np.sum([s["mass_sum"] for s in jobs], axis=0) / max(frames, 1)
-    if cfg.source:  # the teacher's mass curve of the source dump (its K may be < 100)
-        src_info = json.loads((Path(cfg.source) / "post.json").read_text())
-        mass = np.array([src_info["mass_curve"][str(k)] for k in range(1, len(src_info["mass_curve"]) + 1)])
+    if cfg.source:  # the teacher's mass curve, as measured by the source dump (its K may be < 100)
+        curve = json.loads((Path(cfg.source) / "post.json").read_text())["mass_curve"]
+        mass = np.array([curve[str(k)] for k in range(1, len(curve) + 1)])
+    else:
+        mass = np.sum([s["mass_sum"] for s in jobs], axis=0) / max(frames, 1)
     size = sum((out / f"post.{j}.ark").stat().st_size for j in range(1, num_jobs + 1))
     tj = Path(teacher_dir) / "ensemble.json"
     if tj.is_file():

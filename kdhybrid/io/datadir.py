@@ -280,34 +280,53 @@ def split_data(path: Pathlike, num_jobs: int, per_speaker: bool = False) -> List
     tmp_root = split_root.with_name(split_root.name + ".tmp")
     if tmp_root.exists():
         shutil.rmtree(tmp_root)
-    tables = {}
-    for name in [p.name for p in sources]:
-        if name in UTT_TABLES or name in SPK_TABLES or name in REC_TABLES:
-            tables[name] = read_text_table(path / name, min_fields=1)
-    segs = tables.get("segments")
+    tables = _read_tables(path)
     for jdx, utts in enumerate(chunks, 1):
-        d = tmp_root / str(jdx)
-        d.mkdir(parents=True)
-        us = set(utts)
-        spks = {utt2spk[u] for u in utts}
-        for name, t in tables.items():
-            if name in REC_TABLES:
-                keep = {segs[u].split()[0] for u in utts} if segs else us
-            elif name in SPK_TABLES:
-                keep = spks
-            else:
-                keep = us
-            if name == "spk2utt":
-                sub = OrderedDict((s, " ".join(u for u in v.split() if u in us)) for s, v in t.items() if s in keep)
-            else:
-                sub = OrderedDict((k, v) for k, v in t.items() if k in keep)
-            write_text_table(d / name, sub, sort=False)
-        (d / ".done").touch()
+        _write_subset(tables, utt2spk, utts, tmp_root / str(jdx))
+        (tmp_root / str(jdx) / ".done").touch()
     (tmp_root / ".done").touch()
     if split_root.exists():
         shutil.rmtree(split_root)
     os.replace(tmp_root, split_root)
     return job_dirs
+
+
+def _read_tables(path: Path) -> Dict[str, "OrderedDict[str, str]"]:
+    """The per-utterance, per-speaker and per-recording tables of a data dir, by file name."""
+    return {p.name: read_text_table(p, min_fields=1) for p in path.iterdir()
+            if p.is_file() and p.name in UTT_TABLES + SPK_TABLES + REC_TABLES}
+
+
+def _write_subset(tables: Dict[str, "OrderedDict[str, str]"], utt2spk: Dict[str, str], utts: List[str], out: Path) -> None:
+    """Write the tables restricted to ``utts``, their speakers and recordings, into ``out``."""
+    out.mkdir(parents=True)
+    segs = tables.get("segments")
+    us = set(utts)
+    spks = {utt2spk[u] for u in utts}
+    for name, t in tables.items():
+        if name in REC_TABLES:
+            keep = {segs[u].split()[0] for u in utts} if segs else us
+        elif name in SPK_TABLES:
+            keep = spks
+        else:
+            keep = us
+        if name == "spk2utt":
+            sub = OrderedDict((s, " ".join(u for u in v.split() if u in us)) for s, v in t.items() if s in keep)
+        else:
+            sub = OrderedDict((k, v) for k, v in t.items() if k in keep)
+        write_text_table(out / name, sub, sort=False)
+
+
+def subset_data_dir(path: Pathlike, utts: List[str], out: Pathlike) -> Path:
+    """A new data dir ``out`` with only ``utts`` of ``path`` (and their speakers' and
+    recordings' entries), like Kaldi's ``utils/subset_data_dir.sh --utt-list``."""
+    path = Path(path)
+    utt2spk = read_text_table(path / "utt2spk")
+    missing = [u for u in utts if u not in utt2spk]
+    if missing:
+        raise KeyError(f"{path}/utt2spk: no utterance '{missing[0]}' ({len(missing)} of the subset missing)")
+    _write_subset(_read_tables(path), utt2spk, utts, Path(out))
+    return Path(out)
 
 
 def iter_utterance_features(path: Pathlike, require_cmvn: bool = False) -> Iterator[Tuple[str, np.ndarray, Optional[np.ndarray]]]:
