@@ -80,22 +80,45 @@ def words_per_arc(lat) -> torch.Tensor:
     return (aux > 0).to(torch.float32)
 
 
-def reweighted(lat, acwt: float, lmwt: float, penalty: float):
-    """A copy of ``lat`` with scores ``graph - penalty * words + acoustic / (acwt * lmwt)``."""
-    out = lat.clone()
-    am = lat.scores - lat.graph_scores
-    out.scores = lat.graph_scores - penalty * words_per_arc(lat) + am / (acwt * lmwt)
-    return out
+class LatticeWeighting:
+    """Best paths of a k2 FsaVec of lattices under Kaldi's scoring weights, for many weights.
+
+    Under LM weight ``lmwt`` and word insertion penalty ``penalty`` an arc scores
+    ``graph - penalty * words + acoustic / (acwt * lmwt)``. One working copy of the lattices
+    is re-scored in place for each weighting, so k2's topology caches (state batches,
+    incoming arcs) are computed once for a whole sweep rather than once per weighting."""
+
+    def __init__(self, lat, acwt: float):
+        self.acwt = acwt
+        self.graph = lat.graph_scores.detach().clone()  # (num_arcs,) float32
+        self.am = (lat.scores - lat.graph_scores).detach()  # (num_arcs,) acwt * acoustic
+        self.words = words_per_arc(lat)  # (num_arcs,) float32
+        self.work = lat.clone()
+
+    def weighted(self, lmwt: float, penalty: float):
+        """The lattices with every arc's score under ``lmwt`` and ``penalty`` (shared object)."""
+        self.work.scores = self.graph - penalty * self.words + self.am / (self.acwt * lmwt)
+        return self.work
+
+    def best_paths(self, lmwt: float, penalty: float):
+        import k2
+
+        return k2.shortest_path(self.weighted(lmwt, penalty), use_double_scores=True)
+
+    def best_words(self, lmwt: float, penalty: float) -> List[List[int]]:
+        """Word ids of each lattice's best path."""
+        from kdhybrid.decode.k2_backend import path_words
+
+        return path_words(self.best_paths(lmwt, penalty))
+
+    def best_scores(self, lmwt: float, penalty: float) -> List[float]:
+        """Each lattice's best-path score under the weighting."""
+        return self.best_paths(lmwt, penalty).get_tot_scores(use_double_scores=True, log_semiring=False).tolist()
 
 
-def lattice_best_words(lat, acwt: float, lmwt: float, penalty: float) -> List[List[int]]:
-    """Word ids of each lattice's best path under LM weight ``lmwt`` and ``penalty``."""
-    import k2
-
-    from kdhybrid.decode.k2_backend import path_words
-
-    best = k2.shortest_path(reweighted(lat, acwt, lmwt, penalty), use_double_scores=True)
-    return path_words(best)
+def hyp_score(h: Hyp, acwt: float, lmwt: float, penalty: float) -> float:
+    """An n-best hypothesis' score under the weighting of :class:`LatticeWeighting`."""
+    return h[2] - penalty * len(h[0]) + h[1] / (acwt * lmwt)
 
 
 def nbest_best_words(nbest: Dict[str, List[Hyp]], utts: Sequence[str], acwt: float, lmwt: float, penalty: float) -> List[List[int]]:
@@ -103,7 +126,7 @@ def nbest_best_words(nbest: Dict[str, List[Hyp]], utts: Sequence[str], acwt: flo
     out = []
     for u in utts:
         hyps = nbest.get(u) or [([], float("-inf"), 0.0)]
-        out.append(max(hyps, key=lambda h: h[2] - penalty * len(h[0]) + h[1] / (acwt * lmwt))[0])
+        out.append(max(hyps, key=lambda h: hyp_score(h, acwt, lmwt, penalty))[0])
     return out
 
 
@@ -135,7 +158,7 @@ class DecodeResults:
         self.acwt = None
         for p in lats:
             utts, lat, acwt = load_lattices(p)
-            self.parts.append(("lat", utts, lat))
+            self.parts.append(("lat", utts, LatticeWeighting(lat, acwt)))
             self.acwt = acwt
         for p in nbests:
             nb, acwt = load_nbest(p)
@@ -150,10 +173,23 @@ class DecodeResults:
         out: Dict[str, List[int]] = {}
         for kind, utts, obj in self.parts:
             if kind == "lat":
-                words = lattice_best_words(obj, self.acwt, lmwt, penalty)
+                words = obj.best_words(lmwt, penalty)
             else:
                 words = nbest_best_words(obj, utts, self.acwt, lmwt, penalty)
             out.update(zip(utts, words))
+        return out
+
+    def best_scores(self, lmwt: float, penalty: float) -> Dict[str, float]:
+        """Score of each utterance's best path under ``lmwt`` and ``penalty`` (the weighting of
+        :class:`LatticeWeighting`; at LMWT = 1/acwt and penalty 0 the decoder's own total score,
+        graph + acwt * acoustic, so that two searches of the same scores can be compared)."""
+        out: Dict[str, float] = {}
+        for kind, utts, obj in self.parts:
+            if kind == "lat":
+                out.update(zip(utts, obj.best_scores(lmwt, penalty)))
+            else:
+                for u in utts:
+                    out[u] = max((hyp_score(h, self.acwt, lmwt, penalty) for h in obj.get(u) or []), default=float("-inf"))
         return out
 
 

@@ -39,14 +39,15 @@ def lattice_nbest(lat, utts: Sequence[str], num_paths: int = 100, nbest_scale: f
     import k2
 
     from kdhybrid.decode.k2_backend import path_words
-    from kdhybrid.decode.lattice import reweighted
+    from kdhybrid.decode.lattice import LatticeWeighting
 
     # The lattice's best paths under every LM weight / penalty of the scoring sweep go in
     # first, so the n-best always holds what the lattice itself would pick.
     seeds = [path_words(k2.shortest_path(lat, use_double_scores=True))]
+    weighting = LatticeWeighting(lat, acwt)
     for lmwt in sweep_lmwts:
         for wip in sweep_penalties:
-            seeds.append(path_words(k2.shortest_path(reweighted(lat, acwt, lmwt, wip), use_double_scores=True)))
+            seeds.append(weighting.best_words(lmwt, wip))
     sampler = lat.clone()
     sampler.scores = lat.scores * nbest_scale
     torch.manual_seed(seed)
