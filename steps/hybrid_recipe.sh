@@ -61,6 +61,7 @@ e.g.: $0 --stage 4 --stop-stage 5 --tri1-leaves 200 --tri1-gauss 1500"
 set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
+run_start=${KDHYBRID_RUN_START:-$(date +%s)}  # run.sh exports its own start (stage 0 included)
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log "Stage 1: lang dir"
@@ -170,11 +171,12 @@ results() {  # results <sets> <notes...>
   python -m kdhybrid.bin.results --sets "$sets" --baseline ${zoo%% *} --ensemble ensemble_logit --student student_k$topk \
     --post-dir $post "${notes[@]}" RESULTS.md > /dev/null
 }
-elapsed() { echo "$(( ($(date +%s) - $1 + 30) / 60 )) min"; }
+elapsed() { local t=$(( $(date +%s) - $1 )); echo "$((t / 60)) min $((t % 60)) s"; }
 
 if [ $stage -le 12 ] && [ $stop_stage -ge 12 ]; then
   log "Stage 12: RESULTS.md"
-  core_note="Core (\`./run.sh --stage $stage --stop-stage 12\`, stages $stage-12) wall time to this table on this machine ($(nproc) cores): $(elapsed ${KDHYBRID_RUN_START:-$(date +%s)})."
+  first=${KDHYBRID_RUN_STAGE:-$stage}
+  core_note="Core (\`./run.sh --stage $first --stop-stage 12\`, stages $first-12) wall time to this table on this machine ($(nproc) cores): $(elapsed $run_start)."
   echo "$core_note" > exp/results_core_time.txt
   results "$decode_sets" "$core_note"
   log "RESULTS.md written"

@@ -24,6 +24,8 @@ tri1_gauss=15000
 set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
+[ $stage -eq 13 ] && [ $stop_stage -lt 13 ] && stop_stage=13
+export KDHYBRID_RUN_START=$(date +%s) KDHYBRID_RUN_STAGE=$stage  # for the wall time in RESULTS.md
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   [ -n "$corpus" ] || { echo "$0: give --corpus <LibriSpeech dir>" 1>&2; exit 1; }

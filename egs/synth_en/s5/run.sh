@@ -53,7 +53,7 @@ set -euo pipefail
 log() { echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
 splits="train dev test test_heldout"
 [ $stage -eq 13 ] && [ $stop_stage -lt 13 ] && stop_stage=13
-export KDHYBRID_RUN_START=$(date +%s)
+export KDHYBRID_RUN_START=$(date +%s) KDHYBRID_RUN_STAGE=$stage  # for the wall time in RESULTS.md
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: build and prepare synth_en ($tier tier)"
