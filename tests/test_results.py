@@ -78,6 +78,9 @@ def test_results_table_and_claims(tmp_path):
     assert "beats the hard-label baseline `tdnn` on test: 8.12% vs 21.25% WER" in text and f"p = {p:.3f}" in text
     assert "The student beats the ensemble `ensemble_logit` on test: 8.12% vs 10.00%" in text
     assert "with the hard labels: k=1 15.62, k=10 13.12; without them: k=1 25.00. The lowest is `student_k10`" in text
+    # why: the row against the mass curve (0.2 + 0.02 k), and what the hard labels are worth (25.00 - 15.62)
+    assert ("With them the dev WER falls at every step as k grows from 1 to 10 (15.62 to 13.12) and the mass kept "
+            "from 0.220 to 0.400; the hard labels are worth 9.38 points at k=1.") in text
     assert "at k=10 the soft labels keep 0.400 of the mass" in text
     assert "`student_k10` vs `student_interp_k10`: dev 13.12% vs 15.00%; test 8.12% vs 12.50%" in text
     assert text.rstrip().endswith("timing line")

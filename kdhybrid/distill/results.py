@@ -177,6 +177,39 @@ def _mean_wer(g: List[System], x: str) -> Optional[float]:
     return float(np.mean(v)) if v else None
 
 
+def _k_trend(grid: Dict[Tuple[str, bool], List[System]], korder: List[str], curve: Dict[str, float], dev: str,
+             student: List[System]) -> str:
+    """Why one k beats another, from the k grid's own numbers: how each row (with and without
+    the hard labels) moves as k and the mass kept by the top k grow, what the hard labels are
+    worth at the smallest and largest k, and the hard-label row's spread against the default
+    student's seed spread."""
+    parts = []
+    for nohard, label in ((True, "without the hard labels"), (False, "with them")):
+        ks = [k for k in korder if k.isdigit() and k in curve and (k, nohard) in grid and _mean_wer(grid[(k, nohard)], dev) is not None]
+        if len(ks) < 2:
+            continue
+        w = [_mean_wer(grid[(k, nohard)], dev) for k in ks]
+        trend = "falls at every step" if all(b < a for a, b in zip(w, w[1:])) else "does not fall at every step"
+        parts.append(f"{label} the {dev} WER {trend} as k grows from {ks[0]} to {ks[-1]} ({w[0]:.2f} to {w[-1]:.2f}) "
+                     f"and the mass kept from {curve[ks[0]]:.3f} to {curve[ks[-1]]:.3f}")
+    both = [k for k in korder if (k, True) in grid and (k, False) in grid
+            and None not in (_mean_wer(grid[(k, True)], dev), _mean_wer(grid[(k, False)], dev))]
+    if both:
+        gain = {k: _mean_wer(grid[(k, True)], dev) - _mean_wer(grid[(k, False)], dev) for k in both}
+        parts.append("the hard labels are worth " + " and ".join(f"{gain[k]:.2f} points at k={k}" for k in dict.fromkeys([both[0], both[-1]])))
+    hard_ks = [k for k in korder if (k, False) in grid and _mean_wer(grid[(k, False)], dev) is not None][1:]  # all but the smallest k
+    hard = [_mean_wer(grid[(k, False)], dev) for k in hard_ks]
+    seeds = [x.wer[dev] for x in student if dev in x.wer]
+    if len(hard) >= 2 and len(seeds) >= 2:
+        sd = float(np.std(seeds, ddof=1))
+        spread = max(hard) - min(hard)
+        parts.append(f"from k={hard_ks[0]} up the hard-label students lie within {spread:.2f} points of each other, against a seed standard "
+                     f"deviation of {sd:.2f} for `{student[0].name}`: " + ("the choice of k there is within two seed deviations"
+                                                                           if spread <= 2 * sd else "more than two seed deviations"))
+    text = "; ".join(parts)
+    return (text[0].upper() + text[1:] + ".") if parts else ""
+
+
 def claims_text(root: Path, by: Dict[str, List[System]], sets, baseline: str, ensemble: str, student: str, post_dir: Optional[str]) -> List[str]:
     out = ["## The papers' claims on this data", ""]
     test = "test" if "test" in sets else sets[-1]
@@ -220,7 +253,7 @@ def claims_text(root: Path, by: Dict[str, List[System]], sets, baseline: str, en
                 f"The teacher's mean probability mass kept by the top k (Yang et al.'s Figure 1, `{post_dir}/mass_curve.png`): {mass}")
         if best[0].isdigit() and str(best[0]) in curve:
             text += f"; at k={best[0]} the soft labels keep {curve[str(best[0])]:.3f} of the mass and drop the rest of the tail"
-        out.append(text + ".")
+        out.append(text + ". " + _k_trend(grid, korder, curve, dev, by.get(student, [])))
     interp = [n for n in by if n.startswith("student_interp")]
     if interp and student in by:
         test_sets = [x for x in sets if all(_mean_wer(by[n], x) is not None for n in (interp[0], student))]
