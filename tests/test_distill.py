@@ -157,6 +157,31 @@ def test_dump_is_kaldi_readable_and_matches_labels(members, monkeypatch):
     assert 55.0 <= info["bytes_per_frame"] < 56.0 and (d / "exp/post_k5/mass_curve.png").stat().st_size > 1000
 
 
+def test_full_distribution_dump(members):
+    """--topk 0 (the full-distillation baseline): every frame holds all pdfs in pdf order with
+    the teacher's probabilities, which sum to 1; post.json says K = num_pdfs and keeps all the
+    mass, and its mass curve is the top-5 dump's."""
+    from kdhybrid.decode.acoustic import iter_feature_batches
+    from kdhybrid.io.posterior import PosteriorReader
+
+    d, run = members
+    teacher_dump_k5(d, run)
+    run(dump_cmd(0, "exp/post_kall", nj=1))
+    info = json.loads((d / "exp/post_kall/post.json").read_text())
+    k5 = json.loads((d / "exp/post_k5/post.json").read_text())
+    assert info["K"] == 200 and info["mean_topk_mass"] == 1.0 and info["frames"] == k5["frames"]
+    assert all(abs(info["mass_curve"][k] - k5["mass_curve"][k]) < 1e-6 for k in k5["mass_curve"])
+    assert 2005.0 <= info["bytes_per_frame"] < 2006.0  # 5 + 10 k (+ key overhead), as for k = 5
+    teacher = EnsembleScorer.load(d / "exp/ens_logit")
+    utts, feats, cmvn = next(iter_feature_batches(d / "data/train", 2000))
+    r = PosteriorReader(d / "exp/post_kall/post.scp")
+    for u, lp in zip(utts[:3], teacher.log_posteriors(feats[:3], cmvn[:3])):
+        ids, probs = r[u].to_topk()
+        assert ids.shape == (lp.shape[0], 200) and (ids == np.arange(200)).all()
+        np.testing.assert_allclose(probs, lp.exp().numpy(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-4)
+
+
 def test_dump_resume_after_kill_is_byte_identical(members):
     d, run = members
     teacher_dump_k5(d, run)

@@ -19,7 +19,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Union
+from typing import Dict, Optional, Union
 
 import numpy as np
 import torch
@@ -57,12 +57,20 @@ def topk_posteriors(lp: torch.Tensor, k: int):
     (K = P when k is 0), and the (min(P, 100),) cumulative top-k mass summed over frames."""
     p = lp.exp()
     m = min(MASS_K, p.shape[1])
-    top = torch.topk(p, max(k, m) if k else p.shape[1], dim=1)
+    top = torch.topk(p, max(k, m), dim=1)
     mass = top.values[:, :m].double().cumsum(1).sum(0).numpy()
     if k:
         return top.indices[:, :k].to(torch.int32).numpy(), top.values[:, :k].numpy(), mass
     ids = torch.arange(p.shape[1], dtype=torch.int32).expand(p.shape[0], -1)
     return ids.numpy(), p.numpy(), mass
+
+
+def _kept_mass(mass: np.ndarray, topk: int, num_pdfs: int) -> Optional[float]:
+    """Mean probability mass a top-``topk`` dump keeps: 1 for the full distribution (``topk``
+    0 or >= ``num_pdfs``), else the mass curve's entry (None past the curve's last k)."""
+    if not topk or topk >= num_pdfs:
+        return 1.0
+    return round(float(mass[topk - 1]), 6) if topk <= len(mass) else None
 
 
 def dump_job(data_dir: Pathlike, teacher, post_dir: Pathlike, job: int, cfg: DumpConfig) -> Dict[str, object]:
@@ -156,7 +164,7 @@ def finish_dump(post_dir: Pathlike, num_jobs: int, teacher_dir: Pathlike, cfg: D
     info = dict(asdict(cfg), K=cfg.topk if cfg.topk else num_pdfs, T=cfg.temperature, teacher=str(teacher_dir),
                 members=teacher["members"], weights=teacher["weights"], fusion=teacher["fusion"], num_pdfs=num_pdfs,
                 utts=sum(s["utts"] for s in jobs), frames=frames, num_jobs=num_jobs,
-                mean_topk_mass=round(float(mass[min(cfg.topk or num_pdfs, len(mass)) - 1]), 6),
+                mean_topk_mass=_kept_mass(mass, cfg.topk, num_pdfs),
                 bytes=size, bytes_per_frame=round(size / max(frames, 1), 2), dense_float32_bytes_per_frame=4 * num_pdfs,
                 size_ratio_vs_dense=round(size / max(frames, 1) / (4 * num_pdfs), 4),
                 seconds_jobs=round(sum(s["seconds"] for s in jobs), 1), seconds_forward=round(sum(s["seconds_forward"] for s in jobs), 1),
