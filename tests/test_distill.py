@@ -157,7 +157,7 @@ def test_dump_is_kaldi_readable_and_matches_labels(members, monkeypatch):
     assert 55.0 <= info["bytes_per_frame"] < 56.0 and (d / "exp/post_k5/mass_curve.png").stat().st_size > 1000
 
 
-def test_full_distribution_dump(members):
+def test_full_distribution_dump(members, monkeypatch):
     """--topk 0 (the full-distillation baseline): every frame holds all pdfs in pdf order with
     the teacher's probabilities, which sum to 1; post.json says K = num_pdfs and keeps all the
     mass, and its mass curve is the top-5 dump's."""
@@ -172,6 +172,7 @@ def test_full_distribution_dump(members):
     assert info["K"] == 200 and info["mean_topk_mass"] == 1.0 and info["frames"] == k5["frames"]
     assert all(abs(info["mass_curve"][k] - k5["mass_curve"][k]) < 1e-6 for k in k5["mass_curve"])
     assert 2005.0 <= info["bytes_per_frame"] < 2006.0  # 5 + 10 k (+ key overhead), as for k = 5
+    monkeypatch.chdir(d)  # feats.scp and post.scp name their archives relative to the recipe dir
     teacher = EnsembleScorer.load(d / "exp/ens_logit")
     utts, feats, cmvn = next(iter_feature_batches(d / "data/train", 2000))
     r = PosteriorReader(d / "exp/post_kall/post.scp")
