@@ -183,22 +183,23 @@ def _k_trend(grid: Dict[Tuple[str, bool], List[System]], korder: List[str], curv
     the hard labels) moves as k and the mass kept by the top k grow, what the hard labels are
     worth at the smallest and largest k, and the hard-label row's spread against the default
     student's seed spread."""
+    wer = {kn: _mean_wer(g, dev) for kn, g in grid.items()}
+    wer = {kn: v for kn, v in wer.items() if v is not None}
     parts = []
     for nohard, label in ((True, "without the hard labels"), (False, "with them")):
-        ks = [k for k in korder if k.isdigit() and k in curve and (k, nohard) in grid and _mean_wer(grid[(k, nohard)], dev) is not None]
+        ks = [k for k in korder if k.isdigit() and k in curve and (k, nohard) in wer]
         if len(ks) < 2:
             continue
-        w = [_mean_wer(grid[(k, nohard)], dev) for k in ks]
+        w = [wer[(k, nohard)] for k in ks]
         trend = "falls at every step" if all(b < a for a, b in zip(w, w[1:])) else "does not fall at every step"
         parts.append(f"{label} the {dev} WER {trend} as k grows from {ks[0]} to {ks[-1]} ({w[0]:.2f} to {w[-1]:.2f}) "
                      f"and the mass kept from {curve[ks[0]]:.3f} to {curve[ks[-1]]:.3f}")
-    both = [k for k in korder if (k, True) in grid and (k, False) in grid
-            and None not in (_mean_wer(grid[(k, True)], dev), _mean_wer(grid[(k, False)], dev))]
+    both = [k for k in korder if (k, True) in wer and (k, False) in wer]
     if both:
-        gain = {k: _mean_wer(grid[(k, True)], dev) - _mean_wer(grid[(k, False)], dev) for k in both}
-        parts.append("the hard labels are worth " + " and ".join(f"{gain[k]:.2f} points at k={k}" for k in dict.fromkeys([both[0], both[-1]])))
-    hard_ks = [k for k in korder if (k, False) in grid and _mean_wer(grid[(k, False)], dev) is not None][1:]  # all but the smallest k
-    hard = [_mean_wer(grid[(k, False)], dev) for k in hard_ks]
+        parts.append("the hard labels are worth " + " and ".join(f"{wer[(k, True)] - wer[(k, False)]:.2f} points at k={k}"
+                                                                 for k in dict.fromkeys([both[0], both[-1]])))
+    hard_ks = [k for k in korder if (k, False) in wer][1:]  # all but the smallest k
+    hard = [wer[(k, False)] for k in hard_ks]
     seeds = [x.wer[dev] for x in student if dev in x.wer]
     if len(hard) >= 2 and len(seeds) >= 2:
         sd = float(np.std(seeds, ddof=1))
