@@ -15,8 +15,9 @@
 #      exp/<arch> for each of --zoo (configs conf/<arch>.yaml)
 #   8  decode tri1 and the zoo on --decode-sets (k2 lattices, tgsmall; --rescore-lang to rescore)
 #   9  teacher ensembles of the zoo: posterior fusion (exp/ensemble_posterior) and logit
-#      fusion (exp/ensemble_logit), weights by dev frame CE; decoded; the oracle of every
-#      pair/triple on dev (exp/oracle_dev.json)
+#      fusion (exp/ensemble_logit), weights by dev frame CE (--ens-criterion wer: the
+#      --ens-candidates best by CE are decoded on dev and the lowest WER wins); decoded; the
+#      oracle of every pair/triple on dev (exp/oracle_dev.json)
 #  10  the teacher's top-k posteriors of the training data (exp/ensemble_logit/post_k<topk>_train)
 #  11  the default essence student (conf/student.yaml, multitask on hard + top-k labels)
 #      -> exp/student_k<topk>, decoded
@@ -45,6 +46,8 @@ decode_opts="--beam 10 --max-active 2000 --lattice-beam 4"
 nnet_acwt=0.25      # search acoustic scale of neural models and ensembles (GMMs: 0.1); their best
                     # LM weights are ~4-5, and searching at 1/0.1 = 10 kept twice the tokens
 scoring_opts="--min-lmwt 3 --max-lmwt 17"
+ens_criterion=ce    # the ensemble weights' criterion: ce (dev frame cross-entropy) or wer
+ens_candidates=3    # weight vectors decoded on dev when --ens-criterion wer
 rescore_lang=       # e.g. data/lang_test_fglarge: n-best rescoring of every decode with the 4-gram
 grid_full=true      # stage 13 with the full-distribution (k = all) dump and students
 small_hidden=128    # the small student of stage 13
@@ -144,7 +147,9 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   log "Stage 9: teacher ensembles of $zoo (posterior and logit fusion), decoded; oracle"
   for fusion in posterior logit; do
     [ -f exp/ensemble_$fusion/ensemble.json ] || \
-      steps/make_ensemble.sh --fusion $fusion --dev-cuts data/cuts/dev exp/ensemble_$fusion $members
+      steps/make_ensemble.sh --fusion $fusion --dev-cuts data/cuts/dev --criterion $ens_criterion \
+        --candidates $ens_candidates --graph exp/tri1/graph_tgsmall --nj $nj --cmd "$decode_cmd" \
+        --decode-opts "--acwt $nnet_acwt $decode_opts" --scoring-opts "$scoring_opts" exp/ensemble_$fusion $members
     # the core decodes the posterior-fusion ensemble on dev only (its weights); stage 13 the rest
     dec exp/ensemble_$fusion "$([ $fusion = logit ] && echo $decode_sets || echo dev)"
   done

@@ -15,7 +15,9 @@ graph=             # for --criterion wer
 dev_data=data/dev
 dev_cuts=data/cuts/dev  # dev cuts with the members' senone labels (the recipe's stage 5 makes them)
 nj=2
-decode_opts=
+cmd=steps/run.py
+decode_opts=       # e.g. "--acwt 0.25 --beam 10"
+scoring_opts=      # e.g. "--min-lmwt 3 --max-lmwt 17"
 # End configuration section.
 
 help_message="Usage: $0 [options] <ensemble-dir> <member-dir> [<member-dir> ...]
@@ -36,7 +38,7 @@ python -m kdhybrid.bin.make_ensemble --fusion $fusion --grid-step $grid_step --d
 if [ $criterion == wer ]; then
   [ -n "$graph" ] || { echo "$0: --criterion wer needs --graph" 1>&2; exit 1; }
   for c in $dir/cand.*; do
-    steps/decode.sh --nj $nj $decode_opts $graph $dev_data $c/decode_dev
+    steps/decode.sh --nj $nj --cmd "$cmd" $decode_opts --scoring-opts "$scoring_opts" $graph $dev_data $c/decode_dev
   done
   python - $dir <<'PY'
 import json, sys
