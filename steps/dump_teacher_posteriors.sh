@@ -9,7 +9,7 @@ nj=2
 cmd=steps/run.py
 topk=10           # 0: the full distribution
 temperature=1.0
-batch_frames=20000
+batch_frames=2500
 from_dump=        # a finished dump of the same teacher with K >= topk: take its top k (no forward pass)
 # End configuration section.
 

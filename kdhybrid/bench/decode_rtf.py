@@ -51,7 +51,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     t_am = t_k2 = t_kaldi = 0.0
     frames = 0
     hyp_k2, hyp_kaldi = {}, {}
-    for utts, feats, cmvn in iter_feature_batches(a.data, 20000):
+    for utts, feats, cmvn in iter_feature_batches(a.data):
         if a.max_utts and len(hyp_k2) >= a.max_utts:
             break
         t = time.time()

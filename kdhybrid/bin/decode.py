@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from kdhybrid.decode.acoustic import iter_feature_batches, load_scorer
+from kdhybrid.decode.acoustic import BATCH_FRAMES, iter_feature_batches, load_scorer
 from kdhybrid.decode.graph import read_graph_info
 from kdhybrid.decode.k2_backend import load_k2_graph, search
 from kdhybrid.decode.kaldi_backend import DecoderOptions, KaldiDecoder
@@ -45,7 +45,7 @@ def main() -> int:
     p.add_argument("--lattice-beam", type=float, default=6.0)
     p.add_argument("--max-active", type=int, default=7000)
     p.add_argument("--min-active", type=int, default=200)
-    p.add_argument("--batch-frames", type=int, default=20000, help="frames per acoustic-model batch")
+    p.add_argument("--batch-frames", type=int, default=BATCH_FRAMES, help="frames per acoustic-model batch")
     p.add_argument("--search-frames", type=int, default=1500, help="frames per k2 search (memory grows with it)")
     p.add_argument("--job", type=int, default=1)
     p.add_argument("--model-dir", default=None, help="default: the parent of the decode dir")

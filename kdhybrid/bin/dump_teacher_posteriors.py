@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from kdhybrid.decode.acoustic import BATCH_FRAMES
 from kdhybrid.distill.dump import DumpConfig, dump_job, finish_dump, load_teacher, truncate_job
 
 
@@ -20,7 +21,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--topk", type=int, default=10, help="pdfs kept per frame; 0: all")
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--batch-frames", type=int, default=20000)
+    p.add_argument("--batch-frames", type=int, default=BATCH_FRAMES)
     p.add_argument("--from-dump", default="", help="a finished dump with K >= --topk: take its top k (no teacher pass)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--job", type=int)

@@ -24,7 +24,7 @@ from typing import Dict, Optional, Union
 import numpy as np
 import torch
 
-from kdhybrid.decode.acoustic import iter_feature_batches
+from kdhybrid.decode.acoustic import BATCH_FRAMES, iter_feature_batches
 from kdhybrid.io.posterior import PosteriorWriter
 
 Pathlike = Union[str, Path]
@@ -35,7 +35,7 @@ MASS_K = 100
 class DumpConfig:
     topk: int = 10  # 0: the full distribution
     temperature: float = 1.0
-    batch_frames: int = 20000
+    batch_frames: int = BATCH_FRAMES
     source: str = ""  # a finished dump with K >= topk to take the top k from, instead of the teacher
 
 

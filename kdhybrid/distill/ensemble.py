@@ -21,7 +21,7 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from kdhybrid.decode.acoustic import AcousticScorer, NnetScorer, nnet_inputs
+from kdhybrid.decode.acoustic import BATCH_FRAMES, AcousticScorer, NnetScorer, nnet_inputs
 
 Pathlike = Union[str, Path]
 FUSIONS = ("posterior", "logit")
@@ -147,7 +147,7 @@ def simplex_grid(num_members: int, step: float) -> List[List[float]]:
 
 @torch.no_grad()
 def frame_ce_grid(members: List[NnetScorer], cuts, grid: Sequence[Sequence[float]], fusions: Sequence[str] = FUSIONS,
-                  max_frames: int = 20000) -> List[dict]:
+                  max_frames: int = BATCH_FRAMES) -> List[dict]:
     """Dev frame cross-entropy and accuracy of every (fusion, weights) of ``grid``, the cheap
     criterion of the weight search. The members' logits are computed once per batch.
 
