@@ -108,10 +108,13 @@ def test_tri1_decodes_dev_better_than_chance(gmm):
 def test_k2_and_kaldi_backends_agree(gmm):
     """The same tri1 scores searched by k2 and by Kaldi's LatticeFasterDecoder (steps/decode.sh
     --backend kaldi) with the same beams: at the decoding's own weights (LMWT = 1/acwt) they
-    find the same best path on nearly every utterance, and where they do, both give it the
+    find the same best words on nearly every utterance, and where they do, nearly always the
     same total score (graph + acwt * acoustic; float32 sums in Kaldi). Beam pruning differs in
     detail, and the tiny tier's GMM is not bit-reproducible, so which few utterances the
-    searches settle differently changes from run to run: a CI run gave 47 of 50, most 50."""
+    searches settle differently changes from run to run: a CI run gave 47 of 50, most 50.
+    The same words can come with a different alignment (a CI run: one utterance 0.58 apart),
+    so the score check is on the bulk; a wrong acoustic scale, transition model or graph
+    weight in either backend would move every utterance's score."""
     d, run = gmm
     ensure_small_graph(gmm)
     run("steps/decode.sh --nj 2 --beam 20 exp/tri1/graph_small data/dev exp/tri1/decode_small_dev_b20")
@@ -123,8 +126,8 @@ def test_k2_and_kaldi_backends_agree(gmm):
     assert sorted(a) == sorted(b) and len(a) == 50
     same = [u for u in a if a[u] == b[u]]
     assert len(same) >= 45, (len(same), {u: (sa[u], sb[u]) for u in a if a[u] != b[u]})
-    gaps = {u: abs(sa[u] - sb[u]) for u in same}
-    assert max(gaps.values()) < 0.05, max(gaps.items(), key=lambda x: x[1])
+    gaps = sorted(abs(sa[u] - sb[u]) for u in same)
+    assert gaps[len(gaps) // 2] < 0.01 and sum(g < 0.05 for g in gaps) >= 0.9 * len(same), gaps
     # the scoring files hold the same best paths
     tra = read_text_table(d / "exp/tri1/decode_small_dev_kaldi/scoring/10.0.0.tra", min_fields=1)
     assert all(tra[u].split() == [str(w) for w in b[u]] for u in b)
