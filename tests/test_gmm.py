@@ -290,5 +290,8 @@ def test_k2_best_path_matches_kaldi_decoder(gmm):
         ok, ali, wids, like = khg.decode_utterance_lattice_faster(dec, khg.DecodableCtc(s[:, t2p[1:]].copy()), m.tm, f"u{i}", True)
         assert ok and words == list(wids) and len(tids) == len(ali)
         assert abs(score - like) < 1e-2 * max(1.0, abs(like) / 1000)
-        # equal-score alternatives (e.g. where a state is left) may be broken differently
-        assert sum(a != b for a, b in zip(tids, ali)) <= 2
+        # equal-score alternatives (e.g. on which frame a state is left) may be broken
+        # differently: the total scores agree (above), and the alignments differ on at most 2%
+        # of the frames (a CI run had 3 such frames; a shifted or wrongly mapped alignment
+        # would differ almost everywhere)
+        assert sum(a != b for a, b in zip(tids, ali)) <= max(2, len(ali) // 50)
