@@ -17,6 +17,7 @@ lm_text=
 nj=$(nproc)
 tri1_leaves=2500
 tri1_gauss=15000
+ens_criterion=ce    # stage 9's ensemble weights: ce (dev frame cross-entropy) or wer (dev WER)
 
 . ./path.sh || exit 1
 . ./cmd.sh || exit 1
@@ -36,7 +37,7 @@ fi
 if [ $stop_stage -ge 1 ]; then
   steps/hybrid_recipe.sh --stage $([ $stage -gt 1 ] && echo $stage || echo 1) --stop-stage $stop_stage --nj $nj \
     --train-cmd "$train_cmd" --decode-cmd "$decode_cmd" --splits "train dev test test_other" \
-    --tri1-leaves $tri1_leaves --tri1-gauss $tri1_gauss
+    --tri1-leaves $tri1_leaves --tri1-gauss $tri1_gauss --ens-criterion $ens_criterion
 fi
 
 log "Done."

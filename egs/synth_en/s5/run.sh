@@ -18,7 +18,8 @@
 #   7  the acoustic model zoo on the tri1 senone labels, frame cross-entropy:
 #      exp/{tdnn,blstm,cnn_tdnn} (configs in conf/); exp/tdnn is also the hard-label baseline
 #   8  tri1 and the zoo decoded on dev and test (k2 lattices, tgsmall)
-#   9  teacher ensembles: exp/ensemble_{posterior,logit} (weights by dev CE), decoded (the
+#   9  teacher ensembles: exp/ensemble_{posterior,logit} (weights by dev CE, or by dev WER
+#      among the 3 best by CE with --ens-criterion wer: ~4 min more a fusion), decoded (the
 #      posterior-fusion one on dev only; stage 13 decodes it on the rest); oracle
 #  10  the logit-fusion teacher's top-10 posteriors of data/train (Kaldi Posterior archives)
 #  11  the essence student exp/student_k10 (conf/student.yaml), decoded
@@ -42,6 +43,7 @@ tgsmall_prune=1e-5  # relative-entropy threshold of the decoding-graph 3-gram
 fglarge_prune=1e-8  # ... of the rescoring 4-gram
 fglarge=false       # true: stage 2 also builds the 4-gram for rescoring
 zoo="tdnn blstm cnn_tdnn"  # stage 7's architectures (conf/<arch>.yaml)
+ens_criterion=ce    # stage 9's ensemble weights: ce (dev frame cross-entropy) or wer (dev WER)
 tri1_leaves=        # default: by tier (tiny 200, default 1200, large 2000)
 tri1_gauss=         # default: by tier (tiny 1500, default 8000, large 15000)
 
@@ -70,7 +72,7 @@ if [ $stop_stage -ge 1 ]; then
   steps/hybrid_recipe.sh --stage $([ $stage -gt 1 ] && echo $stage || echo 1) --stop-stage $stop_stage --nj $nj \
     --train-cmd "$train_cmd" --decode-cmd "$decode_cmd" --splits "$splits" \
     --tgsmall-prune $tgsmall_prune --fglarge-prune $fglarge_prune --fglarge $fglarge --tri1-leaves $tri1_leaves --tri1-gauss $tri1_gauss \
-    --zoo "$zoo" --phone-timings corpus/synth_en_$tier/meta/train.utts.jsonl
+    --zoo "$zoo" --ens-criterion $ens_criterion --phone-timings corpus/synth_en_$tier/meta/train.utts.jsonl
 fi
 
 log "Done."
