@@ -27,6 +27,7 @@ install_requires = [
     "tqdm",
     "matplotlib",
     "pyyaml",
+    "threadpoolctl",
 ]
 
 setup(

@@ -6,6 +6,7 @@
 # Begin configuration section.
 nj=2
 cmd=steps/run.py
+seed=1         # seeds the Gaussian mix-up (same seed and data: byte-identical model and alignments)
 num_iters=25
 beam=20
 retry_beam=100
@@ -24,6 +25,6 @@ for f in $data/feats.scp $data/cmvn.scp $data/text $lang/L.fst $lang/phones/root
   [ -f $f ] || { echo "$0: no such file $f" 1>&2; exit 1; }
 done
 mkdir -p $dir/log
-$cmd $dir/log/train_deltas.log python -m kdhybrid.bin.train_deltas --nj $nj --num-iters $num_iters --beam $beam \
+$cmd $dir/log/train_deltas.log python -m kdhybrid.bin.train_deltas --nj $nj --seed $seed --num-iters $num_iters --beam $beam \
   --retry-beam $retry_beam --min-count $min_count $leaves $gauss $data $lang $alidir $dir
 grep "^train_deltas:" $dir/log/train_deltas.log

@@ -6,6 +6,7 @@
 # Begin configuration section.
 nj=2
 cmd=steps/run.py
+seed=1         # seeds the Gaussian mix-up (same seed and data: byte-identical model and alignments)
 num_iters=30
 tot_gauss=1000
 boost_silence=1.25
@@ -25,6 +26,6 @@ for f in $data/feats.scp $data/cmvn.scp $data/text $lang/L.fst $lang/topo $lang/
   [ -f $f ] || { echo "$0: no such file $f" 1>&2; exit 1; }
 done
 mkdir -p $dir/log
-$cmd $dir/log/train_mono.log python -m kdhybrid.bin.train_mono --nj $nj --num-iters $num_iters \
+$cmd $dir/log/train_mono.log python -m kdhybrid.bin.train_mono --nj $nj --seed $seed --num-iters $num_iters \
   --tot-gauss $tot_gauss --boost-silence $boost_silence --beam $beam --retry-beam $retry_beam $data $lang $dir
 grep "^train_mono:" $dir/log/train_mono.log

@@ -13,6 +13,7 @@ from kdhybrid.gmm.train import DeltasConfig, train_deltas
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nj", type=int, default=2)
+    p.add_argument("--seed", type=int, default=1, help="seeds the Gaussian mix-up's perturbations")
     p.add_argument("--num-iters", type=int, default=25)
     p.add_argument("--beam", type=float, default=10.0)
     p.add_argument("--retry-beam", type=float, default=40.0)
@@ -27,6 +28,7 @@ def main() -> int:
     setup_logging(a.exp_dir)
     cfg = DeltasConfig(num_leaves=a.num_leaves, tot_gauss=a.tot_gauss, min_count=a.min_count)
     cfg.em.num_iters = a.num_iters
+    cfg.em.seed = a.seed
     cfg.em.realign_iters = tuple(i for i in cfg.em.realign_iters if i < a.num_iters)
     cfg.em.max_iter_inc = min(cfg.em.max_iter_inc, a.num_iters - 1)
     cfg.em.align.beam = a.beam

@@ -13,6 +13,7 @@ from kdhybrid.gmm.train import MonoConfig, train_mono
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nj", type=int, default=2)
+    p.add_argument("--seed", type=int, default=1, help="seeds the Gaussian mix-up's perturbations")
     p.add_argument("--num-iters", type=int, default=30)
     p.add_argument("--tot-gauss", type=int, default=1000)
     p.add_argument("--boost-silence", type=float, default=1.25)
@@ -25,6 +26,7 @@ def main() -> int:
     setup_logging(a.exp_dir)
     cfg = MonoConfig()
     cfg.em.num_iters = a.num_iters
+    cfg.em.seed = a.seed
     cfg.em.tot_gauss = a.tot_gauss
     cfg.em.boost_silence = a.boost_silence
     cfg.em.align.beam = a.beam

@@ -132,13 +132,22 @@ class GmmStats:
             xx.append(np.zeros((m, d)))
         return cls(occ, x, xx)
 
-    def add(self, other: "GmmStats") -> None:
-        for p in range(len(self.occ)):
-            self.occ[p] += other.occ[p]
-            self.x[p] += other.x[p]
-            self.xx[p] += other.xx[p]
-        self.loglike += other.loglike
-        self.frames += other.frames
+    @classmethod
+    def from_pdf_stats(cls, am: "khg.AmDiagGmm", parts: Sequence[dict], frames: int) -> "GmmStats":
+        """Assemble the :func:`accumulate_pdf_stats` results of disjoint pdf sets; pdfs no
+        part covers get zeros. The total log-likelihood is summed exactly (math.fsum), in
+        pdf order."""
+        import math
+
+        st = cls.zeros(am)
+        loglike = {}
+        for part in parts:
+            for i, p in enumerate(part["pdfs"]):
+                st.occ[p], st.x[p], st.xx[p] = part["occ"][i], part["x"][i], part["xx"][i]
+                loglike[p] = part["loglike"][i]
+        st.loglike = math.fsum(loglike[p] for p in sorted(loglike))
+        st.frames = int(frames)
+        return st
 
     def pdf_occupancy(self) -> np.ndarray:
         return np.array([o.sum() for o in self.occ])
@@ -149,33 +158,42 @@ def gmm_loglikes(g: "khg.DiagGmm", x: np.ndarray) -> np.ndarray:
     return np.asarray(g.gconsts)[None, :] + x @ np.asarray(g.means_invvars).T - 0.5 * (x * x) @ np.asarray(g.inv_vars).T
 
 
-def accumulate_stats(am: "khg.AmDiagGmm", feats: np.ndarray, pdfs: np.ndarray) -> GmmStats:
-    """E-step for frames with known pdfs.
+def accumulate_pdf_stats(am: "khg.AmDiagGmm", feats: np.ndarray, pdf_of_frame: np.ndarray, pdfs: np.ndarray) -> dict:
+    """E-step for frames with known pdfs, for the pdfs ``pdfs`` only.
+
+    Each pdf's statistics are computed from all of its frames in the order they have in
+    ``feats``, in float64, whatever else is asked for: the numbers of a pdf do not depend on
+    which other pdfs one call covers, so a job split over pdfs gives the same model.
 
     :param feats: (T, D) float32, all frames (any number of utterances, concatenated).
-    :param pdfs: (T,) int, the pdf of each frame (from the alignment).
+    :param pdf_of_frame: (T,) int, the pdf of each frame (from the alignment), -1 for none.
+    :param pdfs: (P,) int, the pdfs wanted.
+    :return: {"pdfs": list of P ints, "occ": P arrays (M,), "x" and "xx": P arrays (M, D),
+        "loglike": P floats (each pdf's total frame log-likelihood)}, float64.
     """
-    st = GmmStats.zeros(am)
-    order = np.argsort(pdfs, kind="stable")
-    sp = pdfs[order]
-    bounds = np.flatnonzero(np.diff(sp)) + 1
-    starts = np.r_[0, bounds]
-    ends = np.r_[bounds, len(sp)]
-    x64 = feats.astype(np.float64)
-    for s, e in zip(starts.tolist(), ends.tolist()):
-        p = int(sp[s])
-        x = x64[order[s:e]]
-        ll = gmm_loglikes(am.get_pdf(p), x)
-        mx = ll.max(axis=1, keepdims=True)
-        post = np.exp(ll - mx)
-        tot = post.sum(axis=1, keepdims=True)
-        post /= tot
-        st.loglike += float((mx[:, 0] + np.log(tot[:, 0])).sum())
-        st.occ[p] += post.sum(axis=0)
-        st.x[p] += post.T @ x
-        st.xx[p] += post.T @ (x * x)
-    st.frames = int(len(pdfs))
-    return st
+    order = np.argsort(pdf_of_frame, kind="stable")
+    sp = pdf_of_frame[order]
+    out: dict = {"pdfs": [], "occ": [], "x": [], "xx": [], "loglike": []}
+    for p in np.asarray(pdfs).tolist():
+        s, e = np.searchsorted(sp, p, side="left"), np.searchsorted(sp, p, side="right")
+        g = am.get_pdf(p)
+        m, d = g.num_gauss, am.dim
+        occ, sx, sxx, ll_tot = np.zeros(m), np.zeros((m, d)), np.zeros((m, d)), 0.0
+        if e > s:
+            x = feats[order[s:e]].astype(np.float64)
+            ll = gmm_loglikes(g, x)
+            mx = ll.max(axis=1, keepdims=True)
+            post = np.exp(ll - mx)
+            tot = post.sum(axis=1, keepdims=True)
+            post /= tot
+            ll_tot = float((mx[:, 0] + np.log(tot[:, 0])).sum())
+            occ, sx, sxx = post.sum(axis=0), post.T @ x, post.T @ (x * x)
+        out["pdfs"].append(p)
+        out["occ"].append(occ)
+        out["x"].append(sx)
+        out["xx"].append(sxx)
+        out["loglike"].append(ll_tot)
+    return out
 
 
 @dataclass

@@ -1,15 +1,32 @@
 """GMM-HMM training: Kaldi's train_mono.sh (flat start, EM with realignment, Gaussian
 mix-up, silence boost) and the shared EM loop that train_deltas.sh uses too.
 
-Work is split over ``nj`` worker processes, one per ``split<nj>utt/<job>`` data dir (as
-Kaldi's jobs): each keeps its utterances' features and training graphs, aligns them and
-returns numpy sufficient statistics; the driver sums them and updates the model.
+The driver loads the GMM features of every utterance once, in the data dir's order
+(:class:`UttFeatures`), and forks ``nj`` worker processes that share them. Each worker owns
+the utterances of one ``split<nj>utt/<job>`` data dir (as Kaldi's jobs): it compiles their
+training graphs and aligns them. The driver keeps all alignments.
+
+Reproducibility: the same corpus, lang dir and seed give byte-identical models, trees and
+alignments, run after run and for any ``nj``:
+
+* statistics never depend on how utterances are split into jobs: each pdf's Gaussian
+  statistics are accumulated from all its frames in the data dir's order, in float64, by
+  one worker (pdfs are shared out among the workers; which one computes a pdf changes
+  nothing), transition counts are integers, and scalar totals are exact sums
+  (``math.fsum``);
+* BLAS runs single-threaded in the workers (threadpoolctl), so no thread count reaches
+  the numbers;
+* Gaussian mix-up draws from a numpy generator seeded by the training's ``seed`` and the
+  iteration (:mod:`kdhybrid.gmm.mixup`; kaldi-hmm-gmm's own split cannot be seeded);
+* wall times go to ``log/`` only, never into the model dir's other files.
+
 Alignments are written as Kaldi's ``ali.<job>.gz`` (transition-ids).
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 import multiprocessing as mp
 import time
 from dataclasses import asdict, dataclass, field
@@ -20,7 +37,8 @@ import numpy as np
 
 from kdhybrid.gmm.align import AlignOptions, Lang, align_utterance, equal_align, graph_compiler, silence_boosted_am
 from kdhybrid.gmm.feats import GmmFeatConfig, iter_gmm_features
-from kdhybrid.gmm.model import GmmHmm, GmmStats, MleConfig, accumulate_stats, mle_update, single_gaussian
+from kdhybrid.gmm.mixup import mix_up as split_by_count
+from kdhybrid.gmm.model import GmmHmm, GmmStats, MleConfig, accumulate_pdf_stats, mle_update, single_gaussian
 from kdhybrid.io.datadir import split_data
 from kdhybrid.io.tables import Int32VectorWriter, read_int32_vector_ark, read_text_table
 from kdhybrid.kaldi_libs import kaldi_hmm_gmm as khg
@@ -29,102 +47,116 @@ Pathlike = Union[str, Path]
 log = logging.getLogger("kdhybrid.gmm")
 
 
+# ---------------------------------------------------------------- features and alignments
+
+
+@dataclass
+class UttFeatures:
+    """The GMM features of every utterance of a data dir, in its order, in one array.
+
+    ``x`` (T, D) float32 holds utterance ``utts[i]`` in rows ``offsets[i]:offsets[i+1]``
+    ((U + 1,) int64)."""
+
+    utts: List[str]
+    offsets: np.ndarray
+    x: np.ndarray
+
+    @classmethod
+    def load(cls, data_dir: Pathlike, cfg: GmmFeatConfig) -> "UttFeatures":
+        utts, parts = [], []
+        for u, f in iter_gmm_features(data_dir, cfg):
+            utts.append(u)
+            parts.append(f)
+        offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum([len(f) for f in parts], out=offsets[1:])
+        x = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+        return cls(utts, offsets, x)
+
+    def index(self) -> Dict[str, int]:
+        return {u: i for i, u in enumerate(self.utts)}
+
+    def get(self, i: int) -> np.ndarray:
+        return self.x[self.offsets[i] : self.offsets[i + 1]]
+
+
+def frame_pdfs(feats: UttFeatures, alis: Dict[str, np.ndarray], tid2pdf: np.ndarray) -> np.ndarray:
+    """(T,) int32: the pdf of every frame of ``feats`` under ``alis`` (-1 where an utterance
+    has no alignment)."""
+    out = np.full(feats.x.shape[0], -1, dtype=np.int32)
+    for i, u in enumerate(feats.utts):
+        a = alis.get(u)
+        if a is not None:
+            out[feats.offsets[i] : feats.offsets[i + 1]] = tid2pdf[a]
+    return out
+
+
 # ---------------------------------------------------------------- worker processes
 
 
 class _JobState:
-    def __init__(self, data_dir: str, lang_dir: str, feat_cfg: GmmFeatConfig):
+    """One job's utterances: their training graphs and alignment (features are shared)."""
+
+    def __init__(self, feats: UttFeatures, utts: List[str], words: Dict[str, List[str]], lang_dir: str):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)  # no hidden dependence on the thread count
         self.lang = Lang(lang_dir)
-        self.feats: Dict[str, np.ndarray] = dict(iter_gmm_features(data_dir, feat_cfg))
-        text = read_text_table(Path(data_dir) / "text", min_fields=1)
-        self.words = {u: text[u].split() for u in self.feats}
+        self.feats = feats
+        index = feats.index()
+        self.rows = [(u, index[u]) for u in utts]
+        self.words = words
         self.graphs: Dict[str, object] = {}
-        self.alis: Dict[str, np.ndarray] = {}
         self.model: Optional[GmmHmm] = None
 
     def set_model(self, model: GmmHmm, compile_graphs: bool) -> None:
         self.model = model
         if compile_graphs:
             gc = graph_compiler(model, self.lang)
-            self.graphs = {u: gc.compile_graph_from_text(self.lang.word_ids(w)) for u, w in self.words.items()}
+            self.graphs = {u: gc.compile_graph_from_text(self.lang.word_ids(self.words[u])) for u, _ in self.rows}
 
-    def equal_align(self) -> List[str]:
-        failed = []
-        for u, f in self.feats.items():
-            a = equal_align(self.graphs[u], f.shape[0])
-            if a is None:
-                failed.append(u)
-                self.alis.pop(u, None)
-            else:
-                self.alis[u] = np.asarray(a, dtype=np.int32)
-        return failed
+    def equal_align(self) -> Dict[str, Optional[np.ndarray]]:
+        out = {}
+        for u, i in self.rows:
+            a = equal_align(self.graphs[u], int(self.feats.offsets[i + 1] - self.feats.offsets[i]))
+            out[u] = None if a is None else np.asarray(a, dtype=np.int32)
+        return out
 
     def align(self, opts: AlignOptions, boost: float) -> dict:
+        """Viterbi alignment of every utterance: {"alis": {utt: ali or None}, "likes":
+        {utt: log-likelihood}, "retried": count}."""
         m = self.model
         am = silence_boosted_am(m, self.lang, boost)
-        failed, retried, like, frames = [], 0, 0.0, 0
-        for u, f in self.feats.items():
-            a, ll, r = align_utterance(m, am, self.graphs[u], f, u, opts)
+        alis, likes, retried = {}, {}, 0
+        for u, i in self.rows:
+            a, ll, r = align_utterance(m, am, self.graphs[u], self.feats.get(i), u, opts)
             retried += int(r)
-            if a is None:
-                failed.append(u)
-                self.alis.pop(u, None)
-            else:
-                self.alis[u] = a
-                like += ll
-                frames += len(a)
-        return {"failed": failed, "retried": retried, "like": like, "frames": frames}
+            alis[u] = a
+            if a is not None:
+                likes[u] = ll
+        return {"alis": alis, "likes": likes, "retried": retried}
 
-    def accumulate(self) -> Tuple[GmmStats, np.ndarray]:
-        m = self.model
-        tid2pdf = m.tid2pdf()
-        utts = [u for u in self.feats if u in self.alis]
-        if not utts:
-            return GmmStats.zeros(m.am), np.zeros(m.tm.num_transition_ids + 1)
-        ali = np.concatenate([self.alis[u] for u in utts])
-        x = np.concatenate([self.feats[u] for u in utts])
-        st = accumulate_stats(m.am, x, tid2pdf[ali])
-        tcounts = np.bincount(ali, minlength=m.tm.num_transition_ids + 1).astype(np.float64)
-        return st, tcounts
+    def accumulate(self, pdf_of_frame: np.ndarray, pdfs: np.ndarray) -> dict:
+        """Gaussian statistics of the pdfs ``pdfs`` over all frames (see
+        :func:`kdhybrid.gmm.model.accumulate_pdf_stats`)."""
+        return accumulate_pdf_stats(self.model.am, self.feats.x, pdf_of_frame, pdfs)
 
-    def set_alis(self, alis: Dict[str, np.ndarray]) -> None:
-        self.alis = {u: a for u, a in alis.items() if u in self.feats}
-
-    def tree_stats(self, old_tm_pickle: bytes):
-        """Per-frame contexts and features of this job's utterances (for acc-tree-stats)."""
-        import pickle
-
-        from kdhybrid.gmm.tree import TidInfo, frame_contexts
-
-        info = TidInfo.of(pickle.loads(old_tm_pickle))
-        ctxs, feats = [], []
-        for u, a in self.alis.items():
-            ctxs.append(frame_contexts(a, info))
-            feats.append(self.feats[u])
-        return ctxs, feats
-
-    def convert(self, old_tm_pickle: bytes, new_model: GmmHmm) -> int:
-        """convert-ali: this job's alignments to the new model's transition-ids."""
+    def convert(self, old_tm_pickle: bytes, new_model: GmmHmm, alis: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """convert-ali: ``alis`` (this job's) to the new model's transition-ids."""
         import pickle
 
         from kdhybrid.gmm.tree import TidInfo, convert_alignment
 
         info = TidInfo.of(pickle.loads(old_tm_pickle))
         cache: dict = {}
-        for u in list(self.alis):
-            self.alis[u] = convert_alignment(self.alis[u], info, new_model.tm, new_model.tree, cache)
-        return len(self.alis)
-
-    def get_alis(self) -> Dict[str, np.ndarray]:
-        return dict(self.alis)
+        return {u: convert_alignment(a, info, new_model.tm, new_model.tree, cache) for u, a in alis.items()}
 
 
-def _worker_main(conn, data_dir: str, lang_dir: str, feat_cfg: GmmFeatConfig) -> None:
+def _worker_main(conn, feats: UttFeatures, utts: List[str], words: Dict[str, List[str]], lang_dir: str) -> None:
     try:
-        state = _JobState(data_dir, lang_dir, feat_cfg)
-        conn.send(("ok", len(state.feats)))
+        state = _JobState(feats, utts, words, lang_dir)
+        conn.send(("ok", len(state.rows)))
     except Exception as e:  # report, then exit
-        conn.send(("error", f"{data_dir}: {type(e).__name__}: {e}"))
+        conn.send(("error", f"job over {len(utts)} utterances: {type(e).__name__}: {e}"))
         return
     while True:
         cmd, args = conn.recv()
@@ -133,19 +165,26 @@ def _worker_main(conn, data_dir: str, lang_dir: str, feat_cfg: GmmFeatConfig) ->
         try:
             conn.send(("ok", getattr(state, cmd)(*args)))
         except Exception as e:
-            conn.send(("error", f"{data_dir}: {cmd}: {type(e).__name__}: {e}"))
+            conn.send(("error", f"{cmd}: {type(e).__name__}: {e}"))
 
 
 class Jobs:
-    """``nj`` worker processes, one per split of the data dir."""
+    """``nj`` worker processes, one per ``split<nj>utt`` job of the data dir, sharing the
+    features that the driver loaded (forked after loading). The driver keeps every
+    utterance's alignment in ``alis``."""
 
     def __init__(self, data_dir: Pathlike, lang_dir: Pathlike, nj: int, feat_cfg: GmmFeatConfig):
+        self.feats = UttFeatures.load(data_dir, feat_cfg)
         self.dirs = split_data(data_dir, nj)
+        text = read_text_table(Path(data_dir) / "text", min_fields=1)
+        self.splits = [list(read_text_table(d / "utt2spk")) for d in self.dirs]
+        self.alis: Dict[str, np.ndarray] = {}
         ctx = mp.get_context("fork")
         self.conns, self.procs = [], []
-        for d in self.dirs:
+        for utts in self.splits:
             a, b = ctx.Pipe()
-            p = ctx.Process(target=_worker_main, args=(b, str(d), str(lang_dir), feat_cfg), daemon=True)
+            words = {u: text[u].split() for u in utts}
+            p = ctx.Process(target=_worker_main, args=(b, self.feats, utts, words, str(lang_dir)), daemon=True)
             p.start()
             self.conns.append(a)
             self.procs.append(p)
@@ -162,6 +201,57 @@ class Jobs:
         for c in self.conns:
             c.send((cmd, args))
         return [self._recv(c) for c in self.conns]
+
+    def call_each(self, cmd: str, args_per_job: Sequence[tuple]) -> list:
+        for c, a in zip(self.conns, args_per_job):
+            c.send((cmd, tuple(a)))
+        return [self._recv(c) for c in self.conns]
+
+    def set_alis(self, results: Sequence[Dict[str, Optional[np.ndarray]]]) -> List[str]:
+        """Take the jobs' alignments (utt -> ali or None); returns the failed utterances."""
+        failed = []
+        for res in results:
+            for u, a in res.items():
+                if a is None:
+                    failed.append(u)
+                    self.alis.pop(u, None)
+                else:
+                    self.alis[u] = a
+        return failed
+
+    def align(self, opts: AlignOptions, boost: float) -> dict:
+        """Realign every utterance with the workers' current model."""
+        res = self.call("align", opts, boost)
+        failed = self.set_alis([r["alis"] for r in res])
+        likes = [ll for r in res for ll in r["likes"].values()]
+        frames = sum(len(a) for a in self.alis.values())
+        return {"failed": failed, "retried": sum(r["retried"] for r in res), "like": math.fsum(likes), "frames": frames}
+
+    def accumulate(self, model: GmmHmm) -> Tuple[GmmStats, np.ndarray]:
+        """Statistics of the current alignments under the workers' model (set_model first):
+        Gaussian statistics, pdfs shared out among the workers by frame count, and
+        transition counts (num_transition_ids + 1,) float64."""
+        tid2pdf = model.tid2pdf()
+        pdf_of_frame = frame_pdfs(self.feats, self.alis, tid2pdf)
+        counts = np.bincount(pdf_of_frame[pdf_of_frame >= 0], minlength=model.num_pdfs)
+        shares: List[List[int]] = [[] for _ in self.conns]
+        load = [0] * len(self.conns)
+        for p in np.argsort(-counts, kind="stable").tolist():
+            j = load.index(min(load))
+            shares[j].append(p)
+            load[j] += int(counts[p])
+        parts = self.call_each("accumulate", [(pdf_of_frame, np.asarray(sorted(s), dtype=np.int64)) for s in shares])
+        st = GmmStats.from_pdf_stats(model.am, parts, frames=int((pdf_of_frame >= 0).sum()))
+        ali = [self.alis[u] for u in self.feats.utts if u in self.alis]
+        n = model.tm.num_transition_ids + 1
+        tcounts = np.bincount(np.concatenate(ali), minlength=n).astype(np.float64) if ali else np.zeros(n)
+        return st, tcounts
+
+    def convert(self, old_tm_pickle: bytes, new_model: GmmHmm) -> None:
+        """convert-ali of every alignment to ``new_model`` (in the workers)."""
+        args = [(old_tm_pickle, new_model, {u: self.alis[u] for u in utts if u in self.alis}) for utts in self.splits]
+        for res in self.call_each("convert", args):
+            self.alis.update(res)
 
     def close(self) -> None:
         for c, p in zip(self.conns, self.procs):
@@ -187,39 +277,34 @@ class EmConfig:
     power: float = 0.25  # Gaussians allocated to pdfs in proportion to occupancy**power
     perturb_factor: float = 0.01
     min_count: float = 20.0
+    seed: int = 1  # of the mix-up's perturbations (with the stage and the iteration)
     align: AlignOptions = field(default_factory=AlignOptions)
 
 
 def em_iteration(model: GmmHmm, jobs: Jobs, mle: MleConfig) -> Tuple[GmmStats, np.ndarray]:
     """Accumulate over all jobs and update transitions and GMMs in place."""
-    parts = jobs.call("accumulate")
-    st = parts[0][0]
-    tcounts = parts[0][1].copy()
-    for s, t in parts[1:]:
-        st.add(s)
-        tcounts += t
+    st, tcounts = jobs.accumulate(model)
     model.tm.mle_update(tcounts, khg.MleTransitionUpdateConfig())
     mle_update(model.am, st, mle)
     return st, tcounts
 
 
-def mix_up(model: GmmHmm, st: GmmStats, target: int, cfg: EmConfig) -> None:
+def mix_up(model: GmmHmm, st: GmmStats, target: int, cfg: EmConfig, stream: Sequence[int]) -> None:
+    """Split Gaussians up to ``target`` in total; the perturbations are drawn from a
+    generator seeded by ``(cfg.seed, *stream)`` (e.g. the stage and the iteration)."""
     if target > model.num_gauss:
-        model.am.split_by_count(
-            state_occs=st.pdf_occupancy().astype(np.float32),
-            target_components=int(target),
-            perturb_factor=cfg.perturb_factor,
-            power=cfg.power,
-            min_count=cfg.min_count,
-        )
+        rng = np.random.default_rng([cfg.seed, *stream])
+        split_by_count(model.am, st.pdf_occupancy(), int(target), cfg.perturb_factor, cfg.power, cfg.min_count, rng)
 
 
 def run_em(
-    model: GmmHmm, jobs: Jobs, cfg: EmConfig, exp_dir: Path, first_mixup_target: Optional[int] = None, progress: Callable = print
+    model: GmmHmm, jobs: Jobs, cfg: EmConfig, stage: int, progress: Callable = print
 ) -> List[dict]:
     """Kaldi's EM schedule: iterations 1..num_iters, realign on ``realign_iters``, mix up by
     ``inc_gauss`` a pass until ``max_iter_inc``. Iteration 0 (stats from the initial
-    alignment) must have been run by the caller. Returns per-iteration records."""
+    alignment) must have been run by the caller. ``stage`` (0 mono, 1 triphone) and the
+    iteration seed the mix-up with ``cfg.seed``. Returns per-iteration records (what
+    ``train.json`` keeps; each one's wall time goes to ``progress`` only)."""
     num_gauss = model.num_gauss
     inc = max(0, (cfg.tot_gauss - num_gauss) // max(cfg.max_iter_inc, 1))
     history = []
@@ -228,36 +313,35 @@ def run_em(
         rec: dict = {"iter": it}
         jobs.call("set_model", model, False)
         if it in cfg.realign_iters:
-            res = jobs.call("align", cfg.align, cfg.boost_silence)
-            failed = [u for r in res for u in r["failed"]]
-            frames = sum(r["frames"] for r in res)
+            res = jobs.align(cfg.align, cfg.boost_silence)
             rec.update(
                 realigned=True,
-                align_failed=len(failed),
-                align_retried=sum(r["retried"] for r in res),
-                align_like_per_frame=sum(r["like"] for r in res) / max(frames, 1),
+                align_failed=len(res["failed"]),
+                align_retried=res["retried"],
+                align_like_per_frame=res["like"] / max(res["frames"], 1),
             )
-            for u in failed:
+            for u in res["failed"]:
                 log.warning("iteration %d: utterance %s failed to align (dropped from this pass)", it, u)
         st, _ = em_iteration(model, jobs, MleConfig())
         if it <= cfg.max_iter_inc:
             num_gauss += inc
-            mix_up(model, st, num_gauss, cfg)
-        rec.update(like_per_frame=st.loglike / max(st.frames, 1), frames=st.frames, num_gauss=model.num_gauss, seconds=round(time.time() - t0, 2))
+            mix_up(model, st, num_gauss, cfg, (stage, it))
+        rec.update(like_per_frame=st.loglike / max(st.frames, 1), frames=st.frames, num_gauss=model.num_gauss)
         history.append(rec)
-        progress(json.dumps(rec))
+        progress(json.dumps(dict(rec, seconds=round(time.time() - t0, 2))))
     return history
 
 
 def write_alignments(jobs: Jobs, exp_dir: Path) -> Dict[str, int]:
-    """``ali.<job>.gz`` per job (Kaldi's transition-id alignments) and ``num_jobs``."""
+    """``ali.<job>.gz`` per job (Kaldi's transition-id alignments, each job's utterances
+    in sorted order) and ``num_jobs``."""
     counts = {"utterances": 0, "frames": 0}
-    for j, alis in enumerate(jobs.call("get_alis"), 1):
+    for j, utts in enumerate(jobs.splits, 1):
         with Int32VectorWriter(exp_dir / f"ali.{j}.gz") as w:
-            for u in sorted(alis, key=lambda s: s.encode()):
-                w.write(u, alis[u])
+            for u in sorted((u for u in utts if u in jobs.alis), key=lambda s: s.encode()):
+                w.write(u, jobs.alis[u])
                 counts["utterances"] += 1
-                counts["frames"] += len(alis[u])
+                counts["frames"] += len(jobs.alis[u])
     (exp_dir / "num_jobs").write_text(f"{len(jobs.dirs)}\n")
     return counts
 
@@ -286,11 +370,12 @@ class MonoConfig:
 
 def init_mono(lang: Lang, feats_for_stats: np.ndarray) -> GmmHmm:
     """Kaldi's gmm-init-mono: a shared-root monophone tree (phones of a set share pdfs) and
-    one Gaussian per pdf at the global mean and variance."""
+    one Gaussian per pdf at the global mean and variance (float64 statistics)."""
     topo = lang.topo()
     tree = khg.monophone_context_dependency_shared(phone_classes=lang.sets, phone2num_pdf_classes=topo.get_phone_to_num_pdf_classes())
     tm = khg.TransitionModel(ctx_dep=tree, hmm_topo=topo)
-    g = single_gaussian(feats_for_stats.mean(0), np.maximum(feats_for_stats.var(0), 1e-3))
+    x = feats_for_stats.astype(np.float64)
+    g = single_gaussian(x.mean(0), np.maximum(x.var(0), 1e-3))
     am = khg.AmDiagGmm()
     for _ in range(tree.num_pdfs):
         am.add_pdf(g)
@@ -306,39 +391,35 @@ def train_mono(data_dir: Pathlike, lang_dir: Pathlike, exp_dir: Pathlike, nj: in
     lang = Lang(lang_dir)
     jobs = Jobs(data_dir, lang_dir, nj, cfg.feats)
     try:
-        # Global stats from a subset of the features (the first job's, as Kaldi uses a subset).
-        chunks, n = [], 0
-        for _, f in iter_gmm_features(jobs.dirs[0], cfg.feats):
-            chunks.append(f)
-            n += len(f)
-            if n >= cfg.init_subset_frames:
-                break
-        x = np.concatenate(chunks)[: cfg.init_subset_frames]
+        # Global stats from the data dir's first frames (Kaldi takes a subset of job 1;
+        # here the subset does not depend on the number of jobs).
+        x = jobs.feats.x[: cfg.init_subset_frames]
         model = init_mono(lang, x)
         log.info("mono: %d pdfs, feature dim %d, %d utterances in %d jobs", model.num_pdfs, x.shape[1], sum(jobs.num_utts), nj)
         jobs.call("set_model", model, True)
-        failed = [u for f in jobs.call("equal_align") for u in f]
+        failed = jobs.set_alis(jobs.call("equal_align"))
         for u in failed:
             log.warning("equal alignment failed for %s (too short for its transcript)", u)
         # Iteration 0: from the equal alignment, Kaldi's gmm-est --min-gaussian-occupancy=3.
         st, _ = em_iteration(model, jobs, MleConfig(min_gaussian_occupancy=3.0))
         history = [{"iter": 0, "like_per_frame": st.loglike / max(st.frames, 1), "frames": st.frames, "equal_align_failed": len(failed)}]
         log.info(json.dumps(history[0]))
-        history += run_em(model, jobs, cfg.em, exp_dir, progress=log.info)
+        history += run_em(model, jobs, cfg.em, stage=0, progress=log.info)
         # Final alignment with the final model, as align_si.sh would give.
         jobs.call("set_model", model, False)
-        res = jobs.call("align", cfg.em.align, cfg.em.boost_silence)
-        final_failed = [u for r in res for u in r["failed"]]
+        final_failed = jobs.align(cfg.em.align, cfg.em.boost_silence)["failed"]
         model.save(exp_dir)
         counts = write_alignments(jobs, exp_dir)
     finally:
         jobs.close()
-    summary = _summary(model, history, counts, final_failed, time.time() - t_start)
-    _write_exp_files(exp_dir, lang_dir, cfg, summary)
+    summary = _summary(model, history, counts, final_failed)
+    seconds = time.time() - t_start
+    _write_exp_files(exp_dir, lang_dir, cfg, summary, seconds)
+    summary["seconds"] = round(seconds, 1)
     return summary
 
 
-def _summary(model: GmmHmm, history: List[dict], counts: Dict[str, int], failed: List[str], seconds: float) -> dict:
+def _summary(model: GmmHmm, history: List[dict], counts: Dict[str, int], failed: List[str]) -> dict:
     return {
         "num_pdfs": model.num_pdfs,
         "num_gauss": model.num_gauss,
@@ -346,12 +427,13 @@ def _summary(model: GmmHmm, history: List[dict], counts: Dict[str, int], failed:
         "aligned_utterances": counts["utterances"],
         "aligned_frames": counts["frames"],
         "align_failed": failed,
-        "seconds": round(seconds, 1),
         "history": history,
     }
 
 
-def _write_exp_files(exp_dir: Path, lang_dir: Pathlike, cfg, summary: dict) -> None:
+def _write_exp_files(exp_dir: Path, lang_dir: Pathlike, cfg, summary: dict, seconds: float, **timings: float) -> None:
+    """The exp dir's settings and ``train.json``; the wall times go to ``log/timing.json``
+    (the only file of the dir that differs between two runs)."""
     import shutil
 
     shutil.copy(Path(lang_dir) / "phones.txt", exp_dir / "phones.txt")
@@ -360,6 +442,8 @@ def _write_exp_files(exp_dir: Path, lang_dir: Pathlike, cfg, summary: dict) -> N
     (exp_dir / "feat_opts.json").write_text(json.dumps(asdict(fc), indent=1) + "\n")
     (exp_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=str) + "\n")
     (exp_dir / "train.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (exp_dir / "log").mkdir(exist_ok=True)
+    (exp_dir / "log" / "timing.json").write_text(json.dumps(dict(seconds=round(seconds, 1), **timings), indent=1) + "\n")
 
 
 # ---------------------------------------------------------------- triphone (train_deltas)
@@ -392,11 +476,13 @@ def train_deltas(data_dir: Pathlike, lang_dir: Pathlike, ali_dir: Pathlike, exp_
     jobs = Jobs(data_dir, lang_dir, nj, cfg.feats)
     timings = {}
     try:
-        missing = sum(jobs.num_utts) - len(alis)
-        jobs.call("set_alis", alis)
+        jobs.alis = {u: alis[u] for u in jobs.feats.utts if u in alis}
+        missing = len(jobs.feats.utts) - len(jobs.alis)
         old_tm = pickle.dumps(old.tm)
-        parts = jobs.call("tree_stats", old_tm)
-        stats = T.accumulate_tree_stats([c for p in parts for c in p[0]], [f for p in parts for f in p[1]])
+        # acc-tree-stats over every aligned utterance, in the data dir's order.
+        info = T.TidInfo.of(old.tm)
+        rows = [(jobs.alis[u], jobs.feats.get(i)) for i, u in enumerate(jobs.feats.utts) if u in jobs.alis]
+        stats = T.accumulate_tree_stats([T.frame_contexts(a, info) for a, _ in rows], [f for _, f in rows])
         roots = [[int(x) for x in l.split()[2:]] for l in (Path(lang_dir) / "phones/roots.int").read_text().splitlines()]
         extra = [[int(x) for x in l.split()] for l in (Path(lang_dir) / "phones/extra_questions.int").read_text().splitlines() if l.strip()]
         t0 = time.time()
@@ -431,23 +517,24 @@ def train_deltas(data_dir: Pathlike, lang_dir: Pathlike, ali_dir: Pathlike, exp_
             am.add_pdf(single_gaussian(mean, var))
         model = GmmHmm(topo, tree, tm, am)
         log.info("tri: %d leaves (%s), %d questions, tree built in %.1f s", num_leaves, tree_info, len(questions), timings["tree_seconds"])
-        jobs.call("convert", old_tm, model)
+        jobs.convert(old_tm, model)
         jobs.call("set_model", model, True)
         st, _ = em_iteration(model, jobs, MleConfig())
-        mix_up(model, st, num_leaves, cfg.em)
+        mix_up(model, st, num_leaves, cfg.em, (1, 0))
         history = [{"iter": 0, "like_per_frame": st.loglike / max(st.frames, 1), "frames": st.frames, "num_gauss": model.num_gauss}]
         log.info(json.dumps(history[0]))
         em = cfg.em
         em.tot_gauss = cfg.tot_gauss
-        history += run_em(model, jobs, em, exp_dir, progress=log.info)
+        history += run_em(model, jobs, em, stage=1, progress=log.info)
         jobs.call("set_model", model, False)
-        res = jobs.call("align", em.align, em.boost_silence)
-        final_failed = [u for r in res for u in r["failed"]]
+        final_failed = jobs.align(em.align, em.boost_silence)["failed"]
         model.save(exp_dir)
         counts = write_alignments(jobs, exp_dir)
     finally:
         jobs.close()
-    summary = _summary(model, history, counts, final_failed, time.time() - t_start)
-    summary.update(tree=tree_info, questions=len(questions), utterances_without_input_alignment=missing, **timings)
-    _write_exp_files(exp_dir, lang_dir, cfg, summary)
+    summary = _summary(model, history, counts, final_failed)
+    summary.update(tree=tree_info, questions=len(questions), utterances_without_input_alignment=missing)
+    seconds = time.time() - t_start
+    _write_exp_files(exp_dir, lang_dir, cfg, summary, seconds, **timings)
+    summary.update(seconds=round(seconds, 1), **timings)
     return summary
