@@ -4,7 +4,8 @@
 # searched over <graph-dir>'s HCLG in --nj jobs, then scored (steps/score.sh).
 #   --backend k2     k2 pruned intersection with HCLG.k2.pt; lattices in <decode-dir>/lat.JOB.pt
 #   --backend kaldi  Kaldi's LatticeFasterDecoder (kaldi-hmm-gmm); best paths in nbest.JOB.json.gz
-# Writes <decode-dir>/{decode.JOB.json (timings), wer_*, scoring/, best_wer, hyp.txt, wer.json, log/}.
+# Writes <decode-dir>/{lat.JOB.pt, wer_*, scoring/, best_wer, hyp.txt, wer.json, log/} (wall times
+# only in log/: log/decode.JOB.json, log/rtf.json).
 
 # Begin configuration section.
 nj=2
@@ -40,7 +41,7 @@ if [ ! -f $model_dir/final.pt ] && [ ! -f $model_dir/final.pkl ] && [ ! -f $mode
   echo "$0: no model in $model_dir (final.pt, final.pkl or ensemble.json)" 1>&2; exit 1
 fi
 mkdir -p $dir/log
-rm -f $dir/lat.*.pt $dir/nbest.*.json.gz $dir/decode.*.json
+rm -f $dir/lat.*.pt $dir/nbest.*.json.gz $dir/log/decode.*.json
 python -c "from kdhybrid.io.datadir import split_data; split_data('$data', $nj, per_speaker=True)"
 OMP_NUM_THREADS=1 $cmd JOB=1:$nj $dir/log/decode.JOB.log python -m kdhybrid.bin.decode --job JOB --backend $backend \
   --model-dir $model_dir --acwt $acwt --beam $beam --lattice-beam $lattice_beam --max-active $max_active \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the decoding graph HCLG.fst the Kaldi way (utils/mkgraph.sh): L_disambig o G,
 # determinise, minimise, context (the model's tree), H, disambiguation symbols removed,
-# self-loops added with --self-loop-scale. Writes <graph-dir>/{HCLG.fst,words.txt,phones.txt,graph.json}.
+# self-loops added with --self-loop-scale. Writes <graph-dir>/{HCLG.fst,HCLG.k2.pt,words.txt,phones.txt,graph.json,log/}.
 
 # Begin configuration section.
 self_loop_scale=0.1
@@ -16,6 +16,6 @@ echo "$0 $*"
 if [ $# -ne 3 ]; then printf '%s\n' "$help_message" 1>&2; exit 1; fi
 set -euo pipefail
 for f in $1/G.fst $1/L_disambig.fst $2/final.pkl; do [ -f $f ] || { echo "$0: no such file $f" 1>&2; exit 1; }; done
-mkdir -p $3
-python -m kdhybrid.bin.mkgraph --self-loop-scale $self_loop_scale --transition-scale $transition_scale $1 $2 $3 2>$3/mkgraph.log \
-  || { tail $3/mkgraph.log 1>&2; exit 1; }
+mkdir -p $3/log
+python -m kdhybrid.bin.mkgraph --self-loop-scale $self_loop_scale --transition-scale $transition_scale $1 $2 $3 2>$3/log/mkgraph.log \
+  || { tail $3/log/mkgraph.log 1>&2; exit 1; }

@@ -5,7 +5,7 @@ The model is the decode dir's parent (Kaldi's convention) unless --model-dir is 
 scaled by --acwt, are searched with k2 (``--backend k2``: pruned intersection with
 ``HCLG.k2.pt``, lattices kept in ``lat.JOB.pt``) or with Kaldi's LatticeFasterDecoder from
 kaldi-hmm-gmm (``--backend kaldi``: best path in ``nbest.JOB.json.gz``). Timings go to
-``decode.JOB.json``. Scoring is a separate step (kdhybrid.bin.score).
+``log/decode.JOB.json``. Scoring is a separate step (kdhybrid.bin.score).
 
 e.g.: python -m kdhybrid.bin.decode --job 1 exp/tri1/graph_tgsmall data/dev/split2/1 exp/tdnn/decode_tgsmall_dev
 """
@@ -105,7 +105,9 @@ def main() -> int:
                  seconds_acoustic=round(t_am, 2), seconds_search=round(t_search, 2),
                  rtf_search=round(t_search / audio_s, 4), rtf_total=round((t_am + t_search) / audio_s, 4),
                  acwt=a.acwt, beam=a.beam, lattice_beam=a.lattice_beam, max_active=a.max_active, min_active=a.min_active)
-    (dec_dir / f"decode.{a.job}.json").write_text(json.dumps(stats, indent=1) + "\n")
+    # Wall times differ from run to run: they live in log/, beside the job's log.
+    (dec_dir / "log").mkdir(exist_ok=True)
+    (dec_dir / "log" / f"decode.{a.job}.json").write_text(json.dumps(stats, indent=1) + "\n")
     log.info("%s", json.dumps(stats))
     return 0
 

@@ -1,7 +1,7 @@
 """Score a decode dir the way Kaldi's score.sh does: best paths of its lattices (or n-best
 lists) for every LM weight and word insertion penalty, WER of each, the best of them.
 Writes <decode-dir>/{scoring/LMWT.PENALTY.tra, wer_LMWT_PENALTY, best_wer, hyp.txt, wer.json};
-wer.json also gets the real-time factors of the decode.JOB.json files.
+wer.json also gets the decode's settings and counts; its real-time factors go to log/rtf.json.
 
 e.g.: python -m kdhybrid.bin.score data/dev exp/tri1/graph_tgsmall exp/tdnn/decode_tgsmall_dev
 """
@@ -9,23 +9,26 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Tuple
 
 from kdhybrid.decode.scoring import kaldi_wer_line, score_sweep
 
 
-def decode_stats(decode_dir: Path) -> dict:
-    """Summed timings of the decode's jobs and their real-time factors."""
-    parts = [json.loads(p.read_text()) for p in sorted(decode_dir.glob("decode.*.json"))]
+def decode_stats(decode_dir: Path) -> Tuple[dict, dict]:
+    """What the decode's jobs (``log/decode.JOB.json``) did: (settings and counts, for
+    wer.json; summed wall times and real-time factors, for ``log/rtf.json``)."""
+    parts = [json.loads(p.read_text()) for p in sorted(decode_dir.glob("log/decode.*.json"))]
     if not parts:
-        return {}
+        return {}, {}
     frames = sum(p["frames"] for p in parts)
     am = sum(p["seconds_acoustic"] for p in parts)
     search = sum(p["seconds_search"] for p in parts)
     audio = max(frames * 0.01, 1e-9)
-    return {"backend": parts[0]["backend"], "frames": frames, "no_path": sum(p["no_path"] for p in parts),
-            "seconds_acoustic": round(am, 2), "seconds_search": round(search, 2),
-            "rtf_search": round(search / audio, 4), "rtf_total": round((am + search) / audio, 4),
+    what = {"backend": parts[0]["backend"], "frames": frames, "no_path": sum(p["no_path"] for p in parts),
             **{k: parts[0][k] for k in ("beam", "lattice_beam", "max_active", "min_active") if k in parts[0]}}
+    times = {"seconds_acoustic": round(am, 2), "seconds_search": round(search, 2),
+             "rtf_search": round(search / audio, 4), "rtf_total": round((am + search) / audio, 4)}
+    return what, times
 
 
 def main() -> int:
@@ -38,7 +41,10 @@ def main() -> int:
     p.add_argument("decode_dir")
     a = p.parse_args()
     d = Path(a.decode_dir)
-    extra = decode_stats(d)
+    extra, times = decode_stats(d)
+    if times:  # wall times differ from run to run: log/, not wer.json
+        (d / "log").mkdir(exist_ok=True)
+        (d / "log" / "rtf.json").write_text(json.dumps(times, indent=1) + "\n")
     rescore = d / "rescore.json"
     if rescore.is_file():
         extra["rescore"] = json.loads(rescore.read_text())

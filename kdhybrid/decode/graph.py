@@ -10,7 +10,7 @@ Input labels of HCLG are transition-ids, output labels word-ids; it is written a
 ``HCLG.fst`` (OpenFst vector format) with ``words.txt`` and ``phones.txt`` beside it, and in
 k2's form as ``HCLG.k2.pt`` (:func:`kdhybrid.decode.k2_backend.hclg_to_k2`: epsilon-free,
 pdf+1 labels, transition-ids kept), so decoding jobs load it instead of converting it.
-``graph.json`` records sizes, timings and the transition model's pdf and transition-id
+``graph.json`` records sizes (``log/timing.json`` the build's wall times) and the transition model's pdf and transition-id
 counts, which decoding checks a model against.
 """
 from __future__ import annotations
@@ -106,8 +106,12 @@ def make_hclg(lang_test: Pathlike, model, out_dir: Pathlike, self_loop_scale: fl
     for f in ("words.txt", "phones.txt"):
         shutil.copy(lang / f, out / f)
     shutil.copytree(lang / "phones", out / "phones", dirs_exist_ok=True)
-    meta = dict(info, self_loop_scale=self_loop_scale, transition_scale=transition_scale, lang=str(lang), model_dir=str(model_dir) if model_dir else None)
+    # graph.json holds what the graph is (the same bytes every build); wall times go to log/.
+    sizes = {k: v for k, v in info.items() if not k.endswith("_seconds")}
+    meta = dict(sizes, self_loop_scale=self_loop_scale, transition_scale=transition_scale, lang=str(lang), model_dir=str(model_dir) if model_dir else None)
     (out / "graph.json").write_text(json.dumps(meta, indent=1) + "\n")
+    (out / "log").mkdir(exist_ok=True)
+    (out / "log" / "timing.json").write_text(json.dumps({k: v for k, v in info.items() if k.endswith("_seconds")}, indent=1) + "\n")
     return info
 
 

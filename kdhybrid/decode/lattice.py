@@ -133,8 +133,9 @@ def nbest_best_words(nbest: Dict[str, List[Hyp]], utts: Sequence[str], acwt: flo
 def save_nbest(path: Pathlike, nbest: Dict[str, List[Hyp]], acwt: float) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with gzip.open(tmp, "wt", encoding="utf-8") as f:
-        json.dump({"acwt": acwt, "nbest": {u: [[list(map(int, w)), float(a), float(g)] for w, a, g in h] for u, h in nbest.items()}}, f)
+    data = json.dumps({"acwt": acwt, "nbest": {u: [[list(map(int, w)), float(a), float(g)] for w, a, g in h] for u, h in nbest.items()}})
+    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:  # no time stamp: same bytes each run
+        f.write(data.encode("utf-8"))
     os.replace(tmp, path)
 
 

@@ -91,7 +91,7 @@ def format_lm(lang_dir: Pathlike, arpa: Pathlike, lang_test_dir: Pathlike) -> No
         read_symbol_table=str(lang_dir / "words.txt"),
         max_arpa_warnings=10,
     )
-    with open(arpa, "rb") as src, gzip.open(tmp / "G.arpa.gz", "wb", compresslevel=1) as dst:
+    with open(arpa, "rb") as src, open(tmp / "G.arpa.gz", "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
     if lang_test_dir.exists():
         shutil.rmtree(lang_test_dir)
