@@ -109,17 +109,19 @@ def test_members_must_agree(members, tmp_path):
 
 
 def dump_cmd(topk, out, nj=2):
-    return f"steps/dump_teacher_posteriors.sh --nj {nj} --topk {topk} --batch-frames 3000 data/train exp/ens_logit {out}"
+    return f"steps/dump_teacher_posteriors.sh --nj {nj} --topk {topk} --batch-frames 3000 data/train exp/ens_teacher {out}"
 
 
 def logit_teacher(d, run):
-    """exp/ens_logit: the two members' logit fusion (made once per module)."""
-    if not (d / "exp/ens_logit/ensemble.json").is_file():
-        run("steps/make_ensemble.sh --fusion logit --grid-step 0.5 exp/ens_logit exp/tdnn_m exp/blstm_m")
+    """exp/ens_teacher: the two members' logit fusion, weights by dev CE (made once per
+    module, by whichever test needs it first; test_ensemble_weights_decode_and_oracle makes
+    its own ensembles elsewhere, so the dumps' teacher does not depend on the test order)."""
+    if not (d / "exp/ens_teacher/ensemble.json").is_file():
+        run("steps/make_ensemble.sh --fusion logit --grid-step 0.5 exp/ens_teacher exp/tdnn_m exp/blstm_m")
 
 
 def teacher_dump_k5(d, run):
-    """exp/post_k5: exp/ens_logit's top-5 dump of data/train (made once per module)."""
+    """exp/post_k5: exp/ens_teacher's top-5 dump of data/train (made once per module)."""
     logit_teacher(d, run)
     if not (d / "exp/post_k5/post.json").is_file():
         run(dump_cmd(5, "exp/post_k5"))
@@ -149,7 +151,7 @@ def test_dump_is_kaldi_readable_and_matches_labels(members, monkeypatch):
             seen.add(key)
     assert seen == set(n2f) and info["utts"] == len(n2f) and info["frames"] == sum(n2f.values()) and set(labels) <= seen
     # our reader, by scp offset, agrees with the teacher recomputed here
-    teacher = EnsembleScorer.load(d / "exp/ens_logit")
+    teacher = EnsembleScorer.load(d / "exp/ens_teacher")
     r = PosteriorReader(d / "exp/post_k5/post.scp")
     from kdhybrid.decode.acoustic import iter_feature_batches
 
@@ -181,7 +183,7 @@ def test_full_distribution_dump(members, monkeypatch):
     assert all(abs(info["mass_curve"][k] - k5["mass_curve"][k]) < 1e-6 for k in k5["mass_curve"])
     assert 2005.0 <= info["bytes_per_frame"] < 2006.0  # 5 + 10 k (+ key overhead), as for k = 5
     monkeypatch.chdir(d)  # feats.scp and post.scp name their archives relative to the recipe dir
-    teacher = EnsembleScorer.load(d / "exp/ens_logit")
+    teacher = EnsembleScorer.load(d / "exp/ens_teacher")
     utts, feats, cmvn = next(iter_feature_batches(d / "data/train", 2000))
     r = PosteriorReader(d / "exp/post_kall/post.scp")
     for u, lp in zip(utts[:3], teacher.log_posteriors(feats[:3], cmvn[:3])):
@@ -217,7 +219,7 @@ def test_dump_cut_from_a_larger_dump_equals_a_direct_dump(members):
     d, run = members
     teacher_dump_k5(d, run)
     run(dump_cmd(2, "exp/post_k2"))
-    run("steps/dump_teacher_posteriors.sh --nj 2 --topk 2 --from-dump exp/post_k5 data/train exp/ens_logit exp/post_k2_cut")
+    run("steps/dump_teacher_posteriors.sh --nj 2 --topk 2 --from-dump exp/post_k5 data/train exp/ens_teacher exp/post_k2_cut")
     for j in (1, 2):
         direct = dict(kio.SequentialPosteriorReader(f"ark:{d}/exp/post_k2/post.{j}.ark"))
         cut = dict(kio.SequentialPosteriorReader(f"ark:{d}/exp/post_k2_cut/post.{j}.ark"))
@@ -228,7 +230,7 @@ def test_dump_cut_from_a_larger_dump_equals_a_direct_dump(members):
     a, b = (json.loads((d / f"exp/{x}/post.json").read_text()) for x in ("post_k2", "post_k2_cut"))
     assert b["K"] == 2 and b["frames"] == a["frames"] and b["mass_curve"] == json.loads((d / "exp/post_k5/post.json").read_text())["mass_curve"]
     assert abs(b["mean_topk_mass"] - a["mean_topk_mass"]) < 1e-5
-    err = run("steps/dump_teacher_posteriors.sh --nj 2 --topk 10 --from-dump exp/post_k5 data/train exp/ens_logit exp/post_k10_bad", fails=True)
+    err = run("steps/dump_teacher_posteriors.sh --nj 2 --topk 10 --from-dump exp/post_k5 data/train exp/ens_teacher exp/post_k10_bad", fails=True)
     assert "failed, see exp/post_k10_bad/log/dump.1.log" in err  # the job's log says why (run.pl's convention)
     assert "exp/post_k5/post.json: a top-5 dump cannot give top-10" in (d / "exp/post_k10_bad/log/dump.1.log").read_text()
 
@@ -263,7 +265,7 @@ def test_dump_bad_input(members):
     lines = (bad / "feats.scp").read_text().splitlines()
     victim = lines[3].split()[0]
     (bad / "feats.scp").write_text("\n".join(lines[:3] + lines[4:]) + "\n")
-    err = run("steps/dump_teacher_posteriors.sh --nj 1 data/train_nofeats exp/ens_logit exp/post_bad", fails=True)
+    err = run("steps/dump_teacher_posteriors.sh --nj 1 data/train_nofeats exp/ens_teacher exp/post_bad", fails=True)
     job_log = d / "exp/post_bad/log/dump.1.log"
     text = err + (job_log.read_text() if job_log.is_file() else "")
     assert f"no features for utterance '{victim}'" in text or f"'{victim}'" in text, text[-2000:]
