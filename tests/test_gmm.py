@@ -65,18 +65,18 @@ def test_triphone_contexts_are_used(gmm):
 
 
 def test_alignment_quality_against_synthesiser_timings(gmm):
-    """The floor: phone boundaries of tri1 against flite's and festival's own timings
-    (measured 2026-11-21 on the tiny tier: see the issue note). Runs differ: the GMM training
-    is not bit-reproducible (likelihoods differ at 1e-8 from the first realignment on, which
-    changes which of the ~100 tiny-tier utterances fail to align); two runs on 2026-11-22
-    gave flite mean 0.597 / 0.615, kal_diphone 0.807 / 0.820, all within 20 ms 0.408 / 0.414."""
+    """The floor: phone boundaries of tri1 against flite's and festival's own timings. GMM
+    training is bit-reproducible (tests/test_gmm_reproducible.py), so these are fixed numbers
+    of the tiny tier: measured 2026-12-01, flite mean 0.633, kal_diphone 0.867, all within
+    20 ms 0.414; the floors are the ones first set (2026-11-21) with a margin for changes to
+    the corpus or the training, not for run-to-run noise, of which there is none now."""
     d, _ = gmm
     r = json.loads((d / "exp/tri1_ali/boundaries.json").read_text())
     kal = r["per_voice"]["festival:kal_diphone"]
     flite = [r["per_voice"][v] for v in ("flite:kal16", "flite:slt", "flite:awb")]
     assert r["all"]["boundaries"] > 1500
     assert kal["within_50ms"] >= 0.70, kal
-    assert np.mean([f["within_50ms"] for f in flite]) >= 0.55, flite
+    assert np.mean([f["within_50ms"] for f in flite]) >= 0.60, flite
     assert r["all"]["within_20ms"] >= 0.35, r["all"]
 
 
@@ -108,13 +108,9 @@ def test_tri1_decodes_dev_better_than_chance(gmm):
 def test_k2_and_kaldi_backends_agree(gmm):
     """The same tri1 scores searched by k2 and by Kaldi's LatticeFasterDecoder (steps/decode.sh
     --backend kaldi) with the same beams: at the decoding's own weights (LMWT = 1/acwt) they
-    find the same best words on nearly every utterance, and where they do, nearly always the
-    same total score (graph + acwt * acoustic; float32 sums in Kaldi). Beam pruning differs in
-    detail, and the tiny tier's GMM is not bit-reproducible, so which few utterances the
-    searches settle differently changes from run to run: a CI run gave 47 of 50, most 50.
-    The same words can come with a different alignment (a CI run: one utterance 0.58 apart),
-    so the score check is on the bulk; a wrong acoustic scale, transition model or graph
-    weight in either backend would move every utterance's score."""
+    find the same best words on all but at most one utterance (beam pruning differs in
+    detail), with the same total score (graph + acwt * acoustic; float32 sums in Kaldi).
+    Measured on the (now bit-reproducible) tiny tier: 50 of 50 the same, largest gap 0.005."""
     d, run = gmm
     ensure_small_graph(gmm)
     run("steps/decode.sh --nj 2 --beam 20 exp/tri1/graph_small data/dev exp/tri1/decode_small_dev_b20")
@@ -125,9 +121,9 @@ def test_k2_and_kaldi_backends_agree(gmm):
     sa, sb = k2_res.best_scores(10, 0.0), kaldi_res.best_scores(10, 0.0)
     assert sorted(a) == sorted(b) and len(a) == 50
     same = [u for u in a if a[u] == b[u]]
-    assert len(same) >= 45, (len(same), {u: (sa[u], sb[u]) for u in a if a[u] != b[u]})
-    gaps = sorted(abs(sa[u] - sb[u]) for u in same)
-    assert gaps[len(gaps) // 2] < 0.01 and sum(g < 0.05 for g in gaps) >= 0.9 * len(same), gaps
+    assert len(same) >= 49, (len(same), {u: (sa[u], sb[u]) for u in a if a[u] != b[u]})
+    gaps = {u: abs(sa[u] - sb[u]) for u in same}
+    assert max(gaps.values()) < 0.05, max(gaps.items(), key=lambda x: x[1])
     # the scoring files hold the same best paths
     tra = read_text_table(d / "exp/tri1/decode_small_dev_kaldi/scoring/10.0.0.tra", min_fields=1)
     assert all(tra[u].split() == [str(w) for w in b[u]] for u in b)
@@ -138,9 +134,17 @@ def test_k2_and_kaldi_backends_agree(gmm):
 
 
 def test_lmrescore(gmm):
-    """n-best rescoring: with the decoding LM itself, every utterance's best hypothesis is the
-    lattice's best path (the n-best holds it with its exact scores); with a 4-gram it runs
+    """n-best rescoring. With the decoding LM itself the n-best holds, for every LM weight
+    and penalty of the sweep, the word sequence that the lattice picks there, but each word
+    sequence with one alignment: its best at the decoding's own weight (LMWT = 1/acwt = 10).
+    So exactly this holds: at LMWT 10 the rescored choice is the lattice's best path; at any
+    weight no hypothesis outscores the lattice's best path, and the choice differs from the
+    lattice's only where the lattice's word sequence is best there on another alignment than
+    the one the n-best kept (its n-best score falls short of the lattice's). A CI run had
+    such utterances move the WER grid by 1.35 points at some weights. With a 4-gram it runs
     through the same scoring and records what it did."""
+    from kdhybrid.decode.lattice import hyp_score
+
     d, run = gmm
     ensure_small_graph(gmm)
     if not (d / "exp/tri1/decode_small_dev/lat.1.pt").is_file():
@@ -150,11 +154,26 @@ def test_lmrescore(gmm):
         a = read_text_table(d / f"exp/tri1/decode_small_dev/scoring/10.{pen}.tra", min_fields=1)
         b = read_text_table(d / f"exp/tri1/decode_small_dev_same/scoring/10.{pen}.tra", min_fields=1)
         assert a == b, pen
-    # at other weights each word sequence keeps the alignment that was best at LMWT 10, so a
-    # few choices may differ from the lattice's: the grids agree within 1% absolute
+    lat = DecodeResults(d / "exp/tri1/decode_small_dev")
+    nb = DecodeResults(d / "exp/tri1/decode_small_dev_same")
+    nbest = {u: h for kind, _, obj in nb.parts for u, h in obj.items()}
+    moved = 0
+    for lmwt in range(7, 18):
+        for pen in (0.0, 0.5, 1.0):
+            lw, ls = lat.best_words(lmwt, pen), lat.best_scores(lmwt, pen)
+            nw = nb.best_words(lmwt, pen)
+            for u, words in lw.items():
+                scores = {tuple(h[0]): hyp_score(h, nb.acwt, lmwt, pen) for h in nbest[u]}
+                assert tuple(words) in scores, (u, lmwt, pen)  # the lattice's pick is in the n-best
+                assert max(scores.values()) <= ls[u] + 1e-3, (u, lmwt, pen)  # every hypothesis is a lattice path
+                if nw[u] != words:  # only where the lattice's pick is best on another alignment
+                    assert scores[tuple(words)] < ls[u] - 1e-3, (u, lmwt, pen, scores[tuple(words)], ls[u])
+                    moved += 1
+                elif lmwt == 10:
+                    assert abs(scores[tuple(words)] - ls[u]) < 1e-3
     ga = json.loads((d / "exp/tri1/decode_small_dev/wer.json").read_text())["grid"]
     gb = json.loads((d / "exp/tri1/decode_small_dev_same/wer.json").read_text())["grid"]
-    assert ga.keys() == gb.keys() and max(abs(ga[k] - gb[k]) for k in ga) <= 1.0
+    assert ga.keys() == gb.keys() and (moved > 0 or ga == gb)
     run("steps/lmrescore.sh --num-paths 20 data/lang_test_small data/lang_test_small4 data/dev exp/tri1/decode_small_dev exp/tri1/decode_small_dev_fg")
     w = json.loads((d / "exp/tri1/decode_small_dev_fg/wer.json").read_text())
     assert w["rescore"]["new_lang"] == "data/lang_test_small4" and w["rescore"]["mean_hyps_per_utt"] > 1 and w["wer"] < 95.0
@@ -257,7 +276,7 @@ def test_binary_kaldi_models_are_read(gmm, tmp_path, extended):
 def test_k2_best_path_matches_kaldi_decoder(gmm):
     """The HCLG in k2 (epsilons removed, pdf+1 labels, transition-ids kept) decodes the same
     scores to the same best path as Kaldi's LatticeFasterDecoder: words, transition-ids
-    and total score (alignments up to ties between equal-score paths)."""
+    and total score."""
     import torch
 
     from kdhybrid.decode.k2_backend import decode, hclg_to_k2
@@ -288,10 +307,5 @@ def test_k2_best_path_matches_kaldi_decoder(gmm):
     dec = khg.LatticeFasterDecoderStdVectorFst(hclg, cfg)
     for i, (s, (words, score, tids)) in enumerate(zip(scores, k2_res)):
         ok, ali, wids, like = khg.decode_utterance_lattice_faster(dec, khg.DecodableCtc(s[:, t2p[1:]].copy()), m.tm, f"u{i}", True)
-        assert ok and words == list(wids) and len(tids) == len(ali)
+        assert ok and words == list(wids) and tids == list(ali)
         assert abs(score - like) < 1e-2 * max(1.0, abs(like) / 1000)
-        # equal-score alternatives (e.g. on which frame a state is left) may be broken
-        # differently: the total scores agree (above), and the alignments differ on at most 2%
-        # of the frames (a CI run had 3 such frames; a shifted or wrongly mapped alignment
-        # would differ almost everywhere)
-        assert sum(a != b for a, b in zip(tids, ali)) <= max(2, len(ali) // 50)
