@@ -1,5 +1,5 @@
 """The run.pl-like job runner, what it shares with the Slurm runner (command line, logs,
-the Slurm config file: no cluster needed here;
+the Slurm config file, data-parallel ranks from Slurm's variables: no cluster needed here;
 tests/test_slurm.py runs them against a real one) and the bash option parser."""
 import subprocess
 import sys
@@ -135,3 +135,25 @@ def test_slurm_queue_paths():
         Path("exp/x/q"), "make_fbank_train")
     assert queue_paths(parse_runner_args(["out/a.log", "true"])) == (Path("out/q"), "a")
 
+
+def test_ranks_from_slurm_variables():
+    from kdhybrid.parallel.ranks import RendezvousError, expand_hostlist, in_slurm_batch, rendezvous_from_env, srun_argv
+
+    assert expand_hostlist("gpu[01-03,07],cpu5,n[8-9]x") == ["gpu01", "gpu02", "gpu03", "gpu07", "cpu5", "n8x", "n9x"]
+    step = {"SLURM_JOB_ID": "1234", "SLURM_STEP_ID": "0", "SLURM_PROCID": "3", "SLURM_LOCALID": "1",
+            "SLURM_STEP_NUM_TASKS": "4", "SLURM_STEP_NODELIST": "node[07-08]", "SLURM_NTASKS": "4"}
+    rv = rendezvous_from_env(step)
+    assert (rv.rank, rv.local_rank, rv.world_size, rv.master_addr, rv.source) == (3, 1, 4, "node07", "slurm")
+    assert rv.master_port == 20000 + (1234 * 16) % 20000 and rv.init_method == f"tcp://node07:{rv.master_port}"
+    assert rendezvous_from_env(dict(step, MASTER_ADDR="h", MASTER_PORT="5")).init_method == "tcp://h:5"
+    # A batch script has the job's task count but no step: it is one process, which starts the ranks.
+    batch = {k: v for k, v in step.items() if not k.startswith("SLURM_STEP")}
+    assert rendezvous_from_env(batch) is None and in_slurm_batch(batch) and not in_slurm_batch(step)
+    assert srun_argv(4, ["python", "-m", "x"], batch)[:3] == ["srun", "--ntasks", "4"]
+    with pytest.raises(RendezvousError, match="has 4 task.*--num-tasks 8"):
+        srun_argv(8, ["python"], batch)
+    # torchrun's variables win; a run of one is no run.
+    assert rendezvous_from_env(dict(step, RANK="0", WORLD_SIZE="2", MASTER_ADDR="a", MASTER_PORT="7")).source == "env"
+    assert rendezvous_from_env({"RANK": "0", "WORLD_SIZE": "1"}) is None
+    with pytest.raises(RendezvousError, match="MASTER_PORT is not set"):
+        rendezvous_from_env({"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "a"})

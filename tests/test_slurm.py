@@ -1,8 +1,8 @@
 """steps/slurm.py against a real single-node Slurm (the session's ``slurm_cluster``: munged,
 slurmctld and slurmd started by tests/slurm_fixture.py): array jobs and their logs, the
 job limit, failures, impossible requests, cancellation on SIGTERM, the tiny tier's features
-byte for byte as with steps/run.py, and the fixture's
-own clean-up."""
+byte for byte as with steps/run.py, data-parallel training (steps/train_nnet.sh) through
+srun, and the fixture's own clean-up."""
 import os
 import signal
 import subprocess
@@ -123,6 +123,33 @@ def test_make_fbank_same_bytes_as_run_py(slurm_cluster, tiny_recipe, venv_env):
         a = (d / f"fbank/raw_fbank_dev.{n}.ark").read_bytes()
         assert len(a) > 10000 and (d / f"fbank_slurm/raw_fbank_dev_slurm.{n}.ark").read_bytes() == a, n
     assert "Running on" in (d / f"exp/make_fbank/dev_slurm/make_fbank_dev_slurm.{len(ref)}.log").read_text()
+
+
+def test_train_nnet_under_slurm_matches_one_process(slurm_cluster, repo, venv_env, tmp_path):
+    """The data-parallel check of tests/test_nnet.py with its 2 ranks started by
+    steps/train_nnet.sh --cmd steps/slurm.py --num-procs 2: one Slurm job of 2 tasks, in which
+    kdhybrid.bin.launch starts the ranks through srun and they meet through Slurm's variables."""
+    from test_nnet import check_data_parallel
+
+    def two_ranks(config, cuts, exp_dir):
+        # The step checks that its inputs exist; with --cuts it reads only the cuts.
+        for sub in ("train", "dev"):
+            (tmp_path / "cuts" / sub).mkdir(parents=True)
+            (tmp_path / "cuts" / sub / "cuts.jsonl.gz").symlink_to(cuts)
+        for f in ("data/feats.scp", "ali/final.mdl", "ali/ali.1.gz", "dev/feats.scp", "ali_dev/ali.1.gz"):
+            (tmp_path / f).parent.mkdir(exist_ok=True)
+            (tmp_path / f).touch()
+        (tmp_path / "steps").symlink_to(repo / "steps")
+        r = subprocess.run(["bash", "steps/train_nnet.sh", "--cmd", "steps/slurm.py", "--num-procs", "2", "--config", str(config),
+                            "--cuts", "cuts", "--dev-data", "dev", "data", "ali", str(exp_dir)],
+                           cwd=tmp_path, env=slurm_cluster.env(venv_env), capture_output=True, text=True, timeout=TIMEOUT)
+        text = (exp_dir / "log/train_nnet.log").read_text()
+        assert r.returncode == 0, r.stderr + text[-3000:]
+        assert "--ntasks 2" in (exp_dir / "q/train_nnet.sh").read_text()
+        assert "launch: 2 ranks in Slurm job" in text and "(from the Slurm variables)" in text
+        return text
+
+    check_data_parallel(tmp_path, venv_env, two_ranks)
 
 
 INNER_TEST = """
