@@ -4,6 +4,7 @@ job limit, failures, impossible requests, cancellation on SIGTERM, the tiny tier
 byte for byte as with steps/run.py, data-parallel training (steps/train_nnet.sh) through
 srun, and the fixture's own clean-up."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -159,7 +160,7 @@ from slurm_fixture import slurm_cluster  # noqa: F401
 
 def test_inner(slurm_cluster):
     with open({pids!r}, "w") as f:
-        f.write(" ".join(str(p) for p in slurm_cluster.pids.values()))
+        f.write(str(slurm_cluster.root) + " " + " ".join(str(p) for p in slurm_cluster.pids.values()))
     if os.environ.get("INNER_MODE") == "hang":
         time.sleep(300)
     assert False, "a failing test"
@@ -188,13 +189,17 @@ def test_fixture_stops_its_daemons(repo, venv_env, tmp_path, mode):
         assert p.returncode == 1 and "a failing test" in out, out
     else:
         deadline = time.time() + 60
-        while not (pids_file.exists() and len(pids_file.read_text().split()) == 3) and time.time() < deadline:
+        while not (pids_file.exists() and len(pids_file.read_text().split()) == 4) and time.time() < deadline:
             time.sleep(0.1)
         p.kill()
         p.wait()
-    pids = [int(x) for x in pids_file.read_text().split()]
+    root, *pids = pids_file.read_text().split()
+    pids = [int(x) for x in pids]
     assert len(pids) == 3
     deadline = time.time() + 20
     while any(_alive(pid) for pid in pids) and time.time() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in pids if _alive(pid)]
+    # Stopped normally, the fixture removes its directory; a killed session cannot.
+    assert Path(root).exists() == (mode == "hang")
+    shutil.rmtree(root, ignore_errors=True)

@@ -5,7 +5,9 @@ Starts ``munged`` (its own key, socket and pid file), ``slurmctld`` and ``slurmd
 this process, so that they are known by pid and stopped by pid. Each daemon is started with
 the parent-death signal set (``prctl(PR_SET_PDEATHSIG, SIGTERM)``), so the kernel stops it
 when the process that started it dies in any way, a SIGKILL included: an interrupted test
-session leaves no daemon behind.
+session leaves no daemon behind (only its directory in /tmp). Strictly, the signal comes
+when the *thread* that started the daemons ends: start the cluster from a thread that
+lives as long as it should (the main thread, as pytest's fixtures do).
 
 Needs root (slurmd runs jobs as their submitting user) and the Debian packages slurmctld,
 slurmd, slurm-client and munge (``local/bootstrap.sh`` installs them). No systemd is used.
