@@ -25,9 +25,11 @@ log() { echo "[bootstrap $(date +%H:%M:%S)] $*"; }
 
 # ---- system tools (Debian packages) -----------------------------------------
 # sox and the TTS engines build the embedded corpus; the text packages give its
-# prompts and LM text; libfst-tools gives OpenFst's fstinfo for independent checks.
+# prompts and LM text; libfst-tools gives OpenFst's fstinfo for independent checks;
+# Slurm and munge (about 13 MB; no service is started) let the tests run steps/slurm.py
+# against a real single-node cluster (kdhybrid.parallel.localcluster).
 apt_pkgs="sox espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
-fortunes fortunes-min wordnet-base bible-kjv libfst-tools"
+fortunes fortunes-min wordnet-base bible-kjv libfst-tools slurmctld slurmd slurm-client munge"
 if $system; then
   missing=""
   for p in $apt_pkgs; do

@@ -33,6 +33,8 @@ stop_stage=100
 nj=2
 train_cmd=steps/run.py
 decode_cmd=steps/run.py
+nnet_cmd=           # neural network training: empty trains here (progress on the console); e.g.
+                    # "steps/slurm.py --num-threads 2" makes each training one cluster job
 splits="train dev test"
 tgsmall_prune=1e-6  # relative-entropy threshold of the decoding-graph 3-gram
 fglarge_prune=1e-8  # ... of the rescoring 4-gram
@@ -134,7 +136,7 @@ fi
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   log "Stage 7: acoustic model zoo (frame cross-entropy on tri1 senones)"
   for arch in $zoo; do
-    [ -f exp/$arch/final.pt ] || steps/train_nnet.sh --config conf/$arch.yaml --cuts data/cuts data/train exp/tri1_ali exp/$arch
+    [ -f exp/$arch/final.pt ] || steps/train_nnet.sh --cmd "$nnet_cmd" --config conf/$arch.yaml --cuts data/cuts data/train exp/tri1_ali exp/$arch
   done
 fi
 
@@ -166,7 +168,7 @@ fi
 if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then
   log "Stage 11: the essence student (top-$topk, multitask), decoded"
   [ -f exp/student_k$topk/final.pt ] || \
-    steps/train_student.sh --config $student_config --cuts data/cuts data/train exp/tri1_ali $post exp/student_k$topk
+    steps/train_student.sh --cmd "$nnet_cmd" --config $student_config --cuts data/cuts data/train exp/tri1_ali $post exp/student_k$topk
   dec exp/student_k$topk "$decode_sets"
 fi
 
@@ -197,7 +199,7 @@ if [ $stage -le 13 ] && [ $stop_stage -ge 13 ]; then
   t13=$(date +%s)
   student() {  # student <name> <post-dir> <set-opts> [train_student.sh options]
     local name=$1 p=$2 o=$3; shift 3
-    [ -f exp/$name/final.pt ] || steps/train_student.sh --config $student_config --cuts data/cuts "$@" --set-opts "$o" \
+    [ -f exp/$name/final.pt ] || steps/train_student.sh --cmd "$nnet_cmd" --config $student_config --cuts data/cuts "$@" --set-opts "$o" \
       data/train exp/tri1_ali $p exp/$name
     dec exp/$name "$grid_sets"
     results "$grid_sets" "$(cat exp/results_core_time.txt 2>/dev/null || true)" \
@@ -206,7 +208,7 @@ if [ $stage -le 13 ] && [ $stop_stage -ge 13 ]; then
   # in order of importance, so that a stopped grid has the rows that matter most
   for m in tri1 $zoo ensemble_posterior ensemble_logit student_k$topk; do dec exp/$m "$grid_sets"; done
   for seed in 2 3; do
-    [ -f exp/${zoo%% *}_seed$seed/final.pt ] || steps/train_nnet.sh --config conf/${zoo%% *}.yaml --cuts data/cuts --set-opts "seed=$seed" \
+    [ -f exp/${zoo%% *}_seed$seed/final.pt ] || steps/train_nnet.sh --cmd "$nnet_cmd" --config conf/${zoo%% *}.yaml --cuts data/cuts --set-opts "seed=$seed" \
       data/train exp/tri1_ali exp/${zoo%% *}_seed$seed
     dec exp/${zoo%% *}_seed$seed "$grid_sets"
     student student_k${topk}_seed$seed $post "seed=$seed"

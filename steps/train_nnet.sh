@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Trains a hybrid acoustic model (kdhybrid.nnet zoo) with frame cross-entropy on the senone
 # labels of an alignment dir: makes lhotse cuts (features, CMVN, labels) for the training
-# and dev data, then trains, data-parallel (kdhybrid.bin.launch, gloo/nccl) when --num-procs > 1.
+# and dev data, then trains, data-parallel (kdhybrid.bin.launch) when --num-procs > 1: local
+# processes here, or one rank per task through srun when this runs inside a Slurm job (e.g.
+# --cmd "steps/slurm.py ...", which submits the training as one job of --num-procs tasks).
 # Writes <exp-dir>/{final.pt,epoch-N.pt,history.json,learning_curve.png,config.json,log/}.
 
 # Begin configuration section.
 config=conf/tdnn.yaml
 dev_data=data/dev
 dev_ali=          # default: <ali-dir>_dev
-num_procs=1       # >1: torchrun --nproc_per_node
+num_procs=1       # data-parallel ranks (>1: kdhybrid.bin.launch; srun inside a Slurm job)
+cmd=              # how to run the training: empty runs it here with its progress on the console;
+                  # e.g. "steps/slurm.py --num-threads 2": one job (log/train_nnet.log) of
+                  # --num-procs tasks on the cluster
 resume=false
 init_from=        # a final.pt of the same architecture (initialise from an ensemble member)
 set_opts=         # space-separated key=value overrides of the config
@@ -22,6 +27,8 @@ Options:
   --config <yaml>        model and training options (default: $config)
   --dev-data <dir>       dev data dir (default: $dev_data); --dev-ali <dir> its alignments
   --num-procs <n>        data-parallel processes (default: $num_procs)
+  --cmd <cmd>            run the training as one job of --num-procs tasks, e.g. steps/slurm.py
+                         (default: here, in the foreground)
   --resume <true|false>  continue from the last epoch checkpoint (default: $resume)"
 
 echo "$0 $*"
@@ -51,4 +58,10 @@ if [ $num_procs -gt 1 ]; then
 else
   launcher="python -m kdhybrid.bin.train_nnet"
 fi
-$launcher $opts $train_cuts $dev_cuts $dir 2> >(tee -a $dir/log/stderr.log | grep -v "it/s\]\|batch/s\]" 1>&2)
+if [ -n "$cmd" ]; then
+  tasks=; [ $num_procs -gt 1 ] && tasks="--num-tasks $num_procs"
+  echo "$0: training through '$cmd', log in $dir/log/train_nnet.log"
+  $cmd $tasks $dir/log/train_nnet.log $launcher $opts $train_cuts $dev_cuts $dir
+else
+  $launcher $opts $train_cuts $dev_cuts $dir 2> >(tee -a $dir/log/stderr.log | grep -v "it/s\]\|batch/s\]" 1>&2)
+fi

@@ -8,6 +8,7 @@
 # Begin configuration section.
 config=conf/student.yaml
 num_procs=1
+cmd=              # passed to steps/train_nnet.sh (e.g. steps/slurm.py: train on the cluster)
 resume=false
 init_from=
 set_opts=
@@ -30,5 +31,5 @@ for f in $config $post/post.scp $post/post.json; do [ -f $f ] || { echo "$0: no 
 opts=()
 [ -n "$init_from" ] && opts+=(--init-from $init_from)
 [ -n "$cuts" ] && opts+=(--cuts $cuts)
-steps/train_nnet.sh --config $config --num-procs $num_procs --resume $resume "${opts[@]}" \
+steps/train_nnet.sh --config $config --num-procs $num_procs --cmd "$cmd" --resume $resume "${opts[@]}" \
   --set-opts "distill.posts=$post/post.scp $set_opts" $data $ali $dir

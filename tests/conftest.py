@@ -8,6 +8,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from slurm_fixture import slurm_cluster  # noqa: E402,F401  (the session's Slurm cluster)
+
 
 @pytest.fixture
 def repo() -> Path:

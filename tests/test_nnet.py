@@ -125,21 +125,21 @@ def test_resume_is_bit_for_bit(tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
-def test_data_parallel_matches_one_process(tmp_path, repo, venv_env):
-    """2 processes (DistributedDataParallel, gloo) against 1 on the same global batches."""
+def check_data_parallel(tmp_path, env, two_ranks):
+    """Train the same small model on the same cuts in one process and as 2 data-parallel
+    ranks, and check that the results agree. ``two_ranks(config, cuts, exp_dir)`` trains
+    ``config`` (YAML) on ``cuts`` (as training and dev set) into ``exp_dir`` as 2 ranks and
+    returns the output, which must say 'world size 2'."""
     cuts = make_cuts(tmp_path, n=30)
     cfg_yaml = tmp_path / "c.yaml"
     cfg_yaml.write_text(
-        "model: {arch: tdnn, hidden: 48, num_layers: 3, dropout: 0.0}\n"
+        f"model: {{arch: tdnn, hidden: 48, num_layers: 3, dropout: 0.0, num_pdfs: {NUM_PDFS}}}\n"
         "epochs: 2\nmax_duration: 4.0\nlr: 0.003\nwarmup_steps: 2\nspec_augment: false\nnum_workers: 0\nthreads: 1\nseed: 5\n"
     )
-    base = ["--config", str(cfg_yaml), "--num-pdfs", str(NUM_PDFS), str(cuts), str(cuts)]
-    r1 = subprocess.run([sys.executable, "-m", "kdhybrid.bin.train_nnet", *base, str(tmp_path / "one")], env=venv_env, capture_output=True, text=True)
+    r1 = subprocess.run([sys.executable, "-m", "kdhybrid.bin.train_nnet", "--config", str(cfg_yaml), str(cuts), str(cuts),
+                         str(tmp_path / "one")], env=env, capture_output=True, text=True)
     assert r1.returncode == 0, r1.stderr[-2000:]
-    r2 = subprocess.run([sys.executable, "-m", "kdhybrid.bin.launch", "--nproc", "2", "-m", "kdhybrid.bin.train_nnet",
-                         *base, str(tmp_path / "two")], env=venv_env, capture_output=True, text=True)
-    assert r2.returncode == 0, r2.stderr[-3000:]
-    assert "world size 2" in r2.stdout
+    assert "world size 2" in two_ranks(cfg_yaml, cuts, tmp_path / "two")
     a = torch.load(tmp_path / "one/epoch-2.pt")["state_dict"]
     b = torch.load(tmp_path / "two/epoch-2.pt")["state_dict"]
     diff = max((a[k] - b[k]).abs().max().item() for k in a)
@@ -147,6 +147,17 @@ def test_data_parallel_matches_one_process(tmp_path, repo, venv_env):
     h1 = json.loads((tmp_path / "one/history.json").read_text())
     h2 = json.loads((tmp_path / "two/history.json").read_text())
     assert abs(h1[-1]["dev_ce"] - h2[-1]["dev_ce"]) < 1e-4
+
+
+def test_data_parallel_matches_one_process(tmp_path, venv_env):
+    """2 local processes (DistributedDataParallel, gloo) against 1 on the same global batches."""
+    def two_ranks(config, cuts, exp_dir):
+        r = subprocess.run([sys.executable, "-m", "kdhybrid.bin.launch", "--nproc", "2", "-m", "kdhybrid.bin.train_nnet",
+                            "--config", str(config), str(cuts), str(cuts), str(exp_dir)], env=venv_env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return r.stdout
+
+    check_data_parallel(tmp_path, venv_env, two_ranks)
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))

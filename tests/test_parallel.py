@@ -1,8 +1,14 @@
-"""The run.pl-like job runner and the bash option parser."""
+"""The run.pl-like job runner, what it shares with the Slurm runner (command line, logs,
+the Slurm config file, data-parallel ranks from Slurm's variables: no cluster needed here;
+tests/test_slurm.py runs them against a real one) and the bash option parser."""
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from kdhybrid.parallel import main, run_jobs
+from kdhybrid.parallel.core import UsageError, parse_runner_args, read_log_status
 
 
 def test_jobs_run_with_one_log_each(tmp_path):
@@ -13,7 +19,8 @@ def test_jobs_run_with_one_log_each(tmp_path):
         assert (tmp_path / f"out.{j}").read_text() == f"job {j}\n"
         log = (tmp_path / f"log/x.{j}.log").read_text()
         assert log.startswith(f"# echo 'job {j}' > {out}.{j}")
-        assert "# Ended (code 0)" in log
+        assert log.splitlines()[-2] == "# Accounting: time=0 threads=1"
+        assert log.endswith(" with status 0\n") and read_log_status(str(tmp_path / f"log/x.{j}.log")) == 0
 
 
 def test_failed_jobs_are_named(tmp_path, capsys):
@@ -21,7 +28,7 @@ def test_failed_jobs_are_named(tmp_path, capsys):
     assert rc == 1
     err = capsys.readouterr().err
     assert "1 / 4 failed" in err and "f.3.log" in err and "f.2.log" not in err
-    assert "# Ended (code 1)" in (tmp_path / "log/f.3.log").read_text()
+    assert read_log_status(str(tmp_path / "log/f.3.log")) == 1
 
 
 def test_bounded_concurrency(tmp_path):
@@ -69,3 +76,84 @@ def test_parse_options_config_variable(tmp_path, repo):
     script.write_text(f"config=conf/a.yaml\nnj=1\n. {repo}/steps/parse_options.sh || exit 1\necho \"$config $nj\"\n")
     r = subprocess.run(["bash", str(script), "--config", "conf/b.yaml", "--nj", "2"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "conf/b.yaml 2"
+
+
+def test_runner_command_line():
+    c = parse_runner_args(["--mem", "2G", "TASK=2:4", "--max-jobs-run", "1", "exp/log/a.TASK.log", "echo", "TASK", "a b", "|", "wc"])
+    assert c.options == {"mem": "2G", "max_jobs_run": "1"} and (c.var, c.jobs) == ("TASK", [2, 3, 4])
+    assert c.log_for(3) == "exp/log/a.3.log" and c.command_for(3) == "echo 3 'a b' | wc"
+    c = parse_runner_args(["a.log", "true"])
+    assert (c.var, c.jobs, c.command_for(1)) == (None, [1], "true")
+    with pytest.raises(UsageError, match="would all write the one log x.log"):
+        parse_runner_args(["JOB=1:2", "x.log", "true"])
+    with pytest.raises(UsageError, match="end before start"):
+        parse_runner_args(["JOB=3:2", "x.JOB.log", "true"])
+    with pytest.raises(UsageError, match="--mem needs a value"):
+        parse_runner_args(["--mem"])
+    with pytest.raises(UsageError, match="--max-jobs-run takes a positive integer, got 'x'"):
+        parse_runner_args(["--max-jobs-run", "x", "a.log", "true"]).int_option("max_jobs_run")
+
+
+def test_run_py_rejects_unknown_option_and_ignores_queue_options(tmp_path, capsys):
+    assert main(["--bogus", "1", str(tmp_path / "a.log"), "true"]) == 1
+    assert "unknown option --bogus" in capsys.readouterr().err
+    assert main(["--mem", "2G", "--gpu", "1", "--num-threads", "3", str(tmp_path / "a.log"), "true"]) == 0
+    assert "threads=3" in (tmp_path / "a.log").read_text()
+
+
+def test_slurm_config_maps_options_like_slurm_pl(tmp_path):
+    from kdhybrid.parallel.slurm import DEFAULT_CONFIG, SlurmConfig
+
+    cfg = SlurmConfig.parse(
+        "command sbatch --export=ALL -A speech  # the account\n"
+        "option mem=* --mem-per-cpu $0\noption mem=0\n"
+        "default gpu=0\noption gpu=0 -p cpu\noption gpu=* -p gpu --gres=gpu:$0\n", "conf/slurm.conf")
+    assert cfg.command == ["sbatch", "--export=ALL", "-A", "speech"]
+    assert cfg.sbatch_flags({}) == ["-p", "cpu"]
+    assert cfg.sbatch_flags({"mem": "4G", "gpu": "2", "max_jobs_run": "3"}) == ["-p", "gpu", "--gres=gpu:2", "--mem-per-cpu", "4G"]
+    assert cfg.sbatch_flags({"mem": "0"}) == ["-p", "cpu"]
+    with pytest.raises(UsageError, match=r"--num-threads 4: not described in conf/slurm.conf .*option num_threads=\*"):
+        cfg.sbatch_flags({"num_threads": "4"})
+    with pytest.raises(UsageError, match=r"c.conf:2: cannot parse 'memory 4G'"):
+        SlurmConfig.parse("command sbatch\nmemory 4G\n", "c.conf")
+    with pytest.raises(UsageError, match=r"c.conf: no 'command sbatch"):
+        SlurmConfig.parse("option mem=* --mem $0\n", "c.conf")
+    with pytest.raises(UsageError, match=r"c.conf:2: 'option mem=\*' needs \$0"):
+        SlurmConfig.parse("command sbatch\noption mem=* --mem 4G\n", "c.conf")
+    with pytest.raises(UsageError, match=r"--config .*nope.conf: cannot read it"):
+        SlurmConfig.load(str(tmp_path / "nope.conf"))
+    # The built-in config: what slurm.pl's default does, plus --num-tasks.
+    default = SlurmConfig.parse(DEFAULT_CONFIG, "built-in")
+    assert default.sbatch_flags({"num_threads": "2", "num_tasks": "2", "time": "1:00:00"}) == [
+        "-p", "shared", "--cpus-per-task", "2", "--ntasks", "2", "--time", "1:00:00"]
+
+
+def test_slurm_queue_paths():
+    from kdhybrid.parallel.slurm import queue_paths
+
+    assert queue_paths(parse_runner_args(["JOB=1:4", "exp/x/log/make_fbank_train.JOB.log", "true"])) == (
+        Path("exp/x/q"), "make_fbank_train")
+    assert queue_paths(parse_runner_args(["out/a.log", "true"])) == (Path("out/q"), "a")
+
+
+def test_ranks_from_slurm_variables():
+    from kdhybrid.parallel.ranks import RendezvousError, expand_hostlist, in_slurm_batch, rendezvous_from_env, srun_argv
+
+    assert expand_hostlist("gpu[01-03,07],cpu5,n[8-9]x") == ["gpu01", "gpu02", "gpu03", "gpu07", "cpu5", "n8x", "n9x"]
+    step = {"SLURM_JOB_ID": "1234", "SLURM_STEP_ID": "0", "SLURM_PROCID": "3", "SLURM_LOCALID": "1",
+            "SLURM_STEP_NUM_TASKS": "4", "SLURM_STEP_NODELIST": "node[07-08]", "SLURM_NTASKS": "4"}
+    rv = rendezvous_from_env(step)
+    assert (rv.rank, rv.local_rank, rv.world_size, rv.master_addr, rv.source) == (3, 1, 4, "node07", "slurm")
+    assert rv.master_port == 20000 + (1234 * 16) % 20000 and rv.init_method == f"tcp://node07:{rv.master_port}"
+    assert rendezvous_from_env(dict(step, MASTER_ADDR="h", MASTER_PORT="5")).init_method == "tcp://h:5"
+    # A batch script has the job's task count but no step: it is one process, which starts the ranks.
+    batch = {k: v for k, v in step.items() if not k.startswith("SLURM_STEP")}
+    assert rendezvous_from_env(batch) is None and in_slurm_batch(batch) and not in_slurm_batch(step)
+    assert srun_argv(4, ["python", "-m", "x"], batch)[:3] == ["srun", "--ntasks", "4"]
+    with pytest.raises(RendezvousError, match="has 4 task.*--num-tasks 8"):
+        srun_argv(8, ["python"], batch)
+    # torchrun's variables win; a run of one is no run.
+    assert rendezvous_from_env(dict(step, RANK="0", WORLD_SIZE="2", MASTER_ADDR="a", MASTER_PORT="7")).source == "env"
+    assert rendezvous_from_env({"RANK": "0", "WORLD_SIZE": "1"}) is None
+    with pytest.raises(RendezvousError, match="MASTER_PORT is not set"):
+        rendezvous_from_env({"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "a"})

@@ -1,28 +1,21 @@
-"""Start N local processes of a module for data-parallel training (a minimal ``torchrun``).
+"""Start N data-parallel ranks of a module (a minimal ``torchrun`` that also knows Slurm).
 
-torch 1.13's ``torchrun`` fails on Python 3.11 (its ``Std`` IntFlag lookup returns None for
-0 under 3.11's enum rules), so kdhybrid starts its ranks itself: it sets RANK, LOCAL_RANK,
-WORLD_SIZE, MASTER_ADDR (127.0.0.1) and MASTER_PORT (a free port) and runs
-``python -m <module> <args>`` once per rank; it exits non-zero if any rank fails (the
-others are stopped). With a newer torch, ``torchrun --standalone`` does the same job.
+Outside Slurm it starts N local processes with torchrun's variables (RANK, LOCAL_RANK,
+WORLD_SIZE, MASTER_ADDR=127.0.0.1, MASTER_PORT=a free port); inside a Slurm job (e.g. one
+that ``steps/slurm.py --num-tasks N`` submitted) it runs ``srun --ntasks N``, one rank per
+task, and each rank takes its rank, the world size and the rendezvous from Slurm's
+variables. It exits non-zero if any rank fails (the others are stopped).
+The logic is :mod:`kdhybrid.parallel.ranks`.
 
 e.g.: python -m kdhybrid.bin.launch --nproc 2 -m kdhybrid.bin.train_nnet --config conf/tdnn.yaml ...
 """
 import argparse
-import os
-import socket
-import subprocess
 import sys
-import time
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> int:
+    from kdhybrid.parallel.ranks import RendezvousError, launch_ranks
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nproc", type=int, default=2)
     p.add_argument("-m", dest="module", required=True, help="the module to run; everything after it is its arguments")
@@ -31,26 +24,13 @@ def main() -> int:
         p.error("give -m <module> [args...]")
     i = argv.index("-m")
     a = p.parse_args(argv[: i + 2])
-    a.args = argv[i + 2 :]
-    port = free_port()
-    procs = []
-    for rank in range(a.nproc):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(a.nproc), LOCAL_WORLD_SIZE=str(a.nproc),
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-        procs.append(subprocess.Popen([sys.executable, "-m", a.module, *a.args], env=env))
-    rc = 0
-    while procs:
-        for pr in list(procs):
-            r = pr.poll()
-            if r is None:
-                continue
-            procs.remove(pr)
-            if r != 0:
-                rc = r
-                for other in procs:
-                    other.terminate()
-        time.sleep(0.2)
-    return rc
+    if a.nproc < 1:
+        p.error(f"--nproc must be at least 1, got {a.nproc}")
+    try:
+        return launch_ranks(a.nproc, a.module, argv[i + 2 :])
+    except RendezvousError as e:
+        print(f"launch: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

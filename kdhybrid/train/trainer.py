@@ -1,8 +1,10 @@
 """Frame cross-entropy training of hybrid acoustic models on lhotse cuts.
 
-* one process or data-parallel (``torchrun``: DistributedDataParallel, gloo on CPU, nccl on
-  GPU); every global batch is split across ranks and the loss is normalised by the global
-  frame count, so N processes follow the single-process trajectory on the same batches;
+* one process or data-parallel (DistributedDataParallel over gloo, as the model trains on
+  CPU; ranks started by ``kdhybrid.bin.launch`` here or through srun on a Slurm cluster, see
+  :mod:`kdhybrid.parallel.ranks`); every global batch is split across ranks and the loss is
+  normalised by the global frame count, so N processes follow the single-process
+  trajectory on the same batches;
 * AdamW, linear warm-up then cosine decay; optional SpecAugment;
 * dev frame cross-entropy and accuracy every epoch, early stopping on dev cross-entropy;
 * a checkpoint per epoch (model, optimiser, schedule, random states, history), and
@@ -33,6 +35,7 @@ import torch.nn.functional as F
 
 from kdhybrid.distill.objectives import DistillConfig, student_loss
 from kdhybrid.nnet.models import AcousticModel, ModelConfig, build_model
+from kdhybrid.parallel.ranks import backend_for, rendezvous_from_env
 from kdhybrid.train.data import CutDataset, RankShardedBatches, SpecAugment, global_batches
 
 Pathlike = Union[str, Path]
@@ -76,11 +79,18 @@ def dist_info() -> Tuple[int, int]:
     return 1, 0
 
 
-def init_distributed() -> Tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
+def init_distributed(device: str = "cpu") -> Tuple[int, int]:
+    """Join the data-parallel run this process belongs to, if any; returns (world size,
+    rank). The rank, world size and rendezvous come from torchrun's variables or, in a task
+    of an srun step, from Slurm's (:func:`kdhybrid.parallel.ranks.rendezvous_from_env`); the
+    backend from ``device``, the device the model's tensors live on (gloo for CPU, nccl for
+    CUDA: the trainer trains on CPU)."""
+    rv = rendezvous_from_env()
+    if rv is not None and not torch.distributed.is_initialized():
+        if device == "cuda":
+            torch.cuda.set_device(rv.local_rank)
+        torch.distributed.init_process_group(backend_for(device), init_method=rv.init_method,
+                                             rank=rv.rank, world_size=rv.world_size)
     return dist_info()
 
 
@@ -188,7 +198,7 @@ def train(
     cfg: TrainConfig, train_cuts: Pathlike, dev_cuts: Pathlike, exp_dir: Pathlike, resume: bool = False,
     init_from: Optional[Pathlike] = None, stop_after: Optional[int] = None,
 ) -> dict:
-    """Train into ``exp_dir``; returns the history. Run under ``torchrun`` for data-parallel.
+    """Train into ``exp_dir``; returns the history. Run as several ranks (``kdhybrid.bin.launch``) for data-parallel.
 
     :param stop_after: end this run after that epoch (as if interrupted there; the schedule
         still spans ``cfg.epochs``), to be continued with ``resume``.
@@ -196,10 +206,15 @@ def train(
     from lhotse import CutSet
 
     world, rank = init_distributed()
+    if world > 1 and rank == 0:
+        rv = rendezvous_from_env()
+        log.info("data-parallel: %d ranks, rendezvous %s (from the %s variables)", world, rv.init_method,
+                 "Slurm" if rv.source == "slurm" else "launcher's")
     exp = Path(exp_dir)
     if rank == 0:
         (exp / "log").mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // world))
+    # The CPUs this process may use (a Slurm task bound to some of a node's cores sees those).
+    torch.set_num_threads(cfg.threads or max(1, len(os.sched_getaffinity(0)) // world))
     tr = CutSet.from_file(train_cuts).to_eager()
     dv = CutSet.from_file(dev_cuts).to_eager()
     num_pdfs = cfg.model.num_pdfs

@@ -36,7 +36,7 @@ fi
 
 if [ $stop_stage -ge 1 ]; then
   steps/hybrid_recipe.sh --stage $([ $stage -gt 1 ] && echo $stage || echo 1) --stop-stage $stop_stage --nj $nj \
-    --train-cmd "$train_cmd" --decode-cmd "$decode_cmd" --splits "train dev test test_other" \
+    --train-cmd "$train_cmd" --decode-cmd "$decode_cmd" --nnet-cmd "${nnet_cmd:-}" --splits "train dev test test_other" \
     --tri1-leaves $tri1_leaves --tri1-gauss $tri1_gauss --ens-criterion $ens_criterion
 fi
 

@@ -70,7 +70,7 @@ esac
 
 if [ $stop_stage -ge 1 ]; then
   steps/hybrid_recipe.sh --stage $([ $stage -gt 1 ] && echo $stage || echo 1) --stop-stage $stop_stage --nj $nj \
-    --train-cmd "$train_cmd" --decode-cmd "$decode_cmd" --splits "$splits" \
+    --train-cmd "$train_cmd" --decode-cmd "$decode_cmd" --nnet-cmd "${nnet_cmd:-}" --splits "$splits" \
     --tgsmall-prune $tgsmall_prune --fglarge-prune $fglarge_prune --fglarge $fglarge --tri1-leaves $tri1_leaves --tri1-gauss $tri1_gauss \
     --zoo "$zoo" --ens-criterion $ens_criterion --phone-timings corpus/synth_en_$tier/meta/train.utts.jsonl
 fi
