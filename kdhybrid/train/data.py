@@ -100,16 +100,31 @@ def collate(examples: Sequence, ids: Sequence[str], soft: Optional[Sequence] = N
     return out
 
 
-def load_soft_labels(posts, scp: str, cut_id: str, num_frames: int, num_pdfs: Optional[int]):
-    """(ids (T, K) int32, probs (T, K) float32) of a cut from a teacher dump, checked."""
+def load_soft_labels(posts, scp: str, cut_id: str, num_frames: int, num_pdfs: Optional[int], masked_k: Optional[int] = None):
+    """(ids (T, K) int32, probs (T, K) float32) of a cut from a teacher dump, checked.
+
+    :param masked_k: for dumps whose frames may have no pairs (Kaldi's "no target": the LM
+        dumps' silence on the subword head), the dump's K: every frame must have K pairs or
+        none, and a frame with none becomes K pairs of probability 0. Without it (teacher
+        dumps) every frame must have the same number of pairs.
+    """
     if cut_id not in posts:
         raise BadCutError(f"cut '{cut_id}': no soft labels in {scp}")
     post = posts[cut_id]
     if post.num_frames != num_frames:
         raise BadCutError(f"cut '{cut_id}': {post.num_frames} soft-label frames in {scp} but {num_frames} label frames")
-    if not post.is_fixed_k():
+    if masked_k is not None:
+        has = post.counts > 0
+        if (post.counts[has] != masked_k).any():
+            raise BadCutError(f"cut '{cut_id}': soft labels in {scp} have frames with neither {masked_k} pairs nor none")
+        ids = np.zeros((post.num_frames, masked_k), np.int32)
+        probs = np.zeros((post.num_frames, masked_k), np.float32)
+        ids[has] = post.ids.reshape(-1, masked_k)
+        probs[has] = post.probs.reshape(-1, masked_k)
+    elif not post.is_fixed_k():
         raise BadCutError(f"cut '{cut_id}': soft labels in {scp} do not have the same k on every frame")
-    ids, probs = post.to_topk()
+    else:
+        ids, probs = post.to_topk()
     if num_pdfs is not None and ids.size and ids.max() >= num_pdfs:
         raise BadCutError(f"cut '{cut_id}': soft label pdf {int(ids.max())} outside the model's {num_pdfs} outputs")
     return ids, probs
