@@ -573,3 +573,58 @@ def test_interpolation_targets_are_the_interpolation_objective():
     z = {"main": torch.randn(2, 9, 12)}
     want = student_loss(z, {"labels": labels, "soft_ids": ids, "soft_probs": probs}, DistillConfig("interpolation", "x.scp", alpha=0.3))
     torch.testing.assert_close(soft_ce(z["main"].log_softmax(-1), ti, tp), want["loss"])
+
+
+# --------------------------------------------------------------------- the trainer
+
+
+def write_lm_dump(cuts_file, d, num_units, k, masked_frames=0):
+    """An LM dump for synthetic cuts: unit ``label % num_units`` at 0.8 and k - 1 others, the
+    first ``masked_frames`` frames of every cut without a target; post.json as finish_lm_dump's."""
+    from lhotse import CutSet
+
+    from kdhybrid.io.posterior import Posterior, PosteriorWriter
+
+    d.mkdir(parents=True)
+    with PosteriorWriter(d / "post.1.ark", d / "post.scp") as w:
+        for cut in CutSet.from_file(cuts_file):
+            y = cut.load_custom("pdf_ali").astype(np.int32) % num_units
+            ids = (y[:, None] + np.arange(k)[None]) % num_units
+            probs = np.r_[0.8, np.full(k - 1, 0.2 / (k - 1))][None].repeat(len(y), 0)
+            counts = np.full(len(y), k, np.int32)
+            counts[:masked_frames] = 0
+            has = counts > 0
+            w.write(cut.id, Posterior(counts, ids[has].reshape(-1), probs[has].reshape(-1)))
+    (d / "post.json").write_text(json.dumps({"K": k, "T": 1.0, "num_units": num_units, "unit": "x"}))
+    return str(d / "post.scp")
+
+
+def test_training_with_zero_weight_heads_is_the_baseline_bit_for_bit(tmp_path):
+    import copy
+
+    from test_nnet import NUM_PDFS, make_cuts, small_cfg
+
+    from kdhybrid.train.trainer import load_final, train
+
+    cuts = make_cuts(tmp_path, n=12)
+    posts = {"monophone": write_lm_dump(cuts, tmp_path / "mono", 5, 3), "subword": write_lm_dump(cuts, tmp_path / "sub", 7, 2, masked_frames=10)}
+    cfg = small_cfg(epochs=2, model={"dropout": 0.1})  # dropout: the heads must not shift the random stream
+    train(cfg, cuts, cuts, tmp_path / "base")
+    zero = copy.deepcopy(cfg)
+    zero.lm_heads = LmHeadsConfig(posts=posts, weights={"monophone": 0.0, "subword": 0.0})
+    train(zero, cuts, cuts, tmp_path / "zero")
+    a, b = torch.load(tmp_path / "base/final.pt"), torch.load(tmp_path / "zero/final.pt")
+    assert sorted(set(b["state_dict"]) - set(a["state_dict"])) == [f"heads.lm_{u}.{p}" for u in ("monophone", "subword") for p in ("bias", "weight")]
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    assert [h["dev_ce"] for h in a["history"]] == [h["dev_ce"] for h in b["history"]]
+    assert b["model_config"]["heads"] == {"lm_monophone": 5, "lm_subword": 7}
+
+    heads = copy.deepcopy(cfg)
+    heads.lm_heads = LmHeadsConfig(posts=posts, weights={"monophone": 0.5, "subword": 1.0})
+    train(heads, cuts, cuts, tmp_path / "heads")
+    model, _, ck = load_final(tmp_path / "heads/final.pt")
+    h = ck["history"]
+    assert h[1]["train_soft_ce_monophone"] < h[0]["train_soft_ce_monophone"] and np.isfinite(h[1]["train_soft_ce_subword"])
+    assert not torch.equal(ck["state_dict"]["heads.main.weight"], a["state_dict"]["heads.main.weight"])
+    assert model.log_posteriors(torch.randn(1, 30, 40), torch.tensor([30])).shape == (1, 30, NUM_PDFS)  # decoding: the main head

@@ -26,7 +26,7 @@ interpolation baseline is ``interpolation`` above with the senone LM's dump as `
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -104,27 +104,51 @@ class LmHeadsConfig:
 
     :param posts: unit -> post.scp of its frame-wise LM posteriors (:mod:`kdhybrid.lm.posteriors`).
     :param weights: unit -> head weight alpha_u (0: the head's term is left out entirely).
-    :param dims: unit -> number of units (the head's outputs; ``num_units`` of the dump's post.json).
+    :param dims: unit -> number of units (the head's outputs); a unit not given here takes
+        ``num_units`` of the post.json beside its post.scp (:meth:`with_dumps`).
+    :param topk: unit -> K of its dump (frames have K pairs or none), from post.json likewise.
     """
 
     posts: Dict[str, str] = field(default_factory=dict)
     weights: Dict[str, float] = field(default_factory=dict)
     dims: Dict[str, int] = field(default_factory=dict)
+    topk: Dict[str, int] = field(default_factory=dict)
     renormalize: bool = False
 
     def __post_init__(self) -> None:
-        for name, d in (("posts", self.posts), ("weights", self.weights), ("dims", self.dims)):
+        for name, d in (("posts", self.posts), ("weights", self.weights), ("dims", self.dims), ("topk", self.topk)):
             bad = sorted(set(d) - set(LM_UNITS))
             if bad:
                 raise ValueError(f"lm_heads.{name}: unknown unit kinds {bad}; known: {LM_UNITS}")
-        if not (set(self.posts) == set(self.weights) == set(self.dims)):
-            raise ValueError(f"lm_heads: posts {sorted(self.posts)}, weights {sorted(self.weights)} and dims {sorted(self.dims)} must name the same units")
+        if set(self.posts) != set(self.weights) or not set(self.dims) <= set(self.posts) or not set(self.topk) <= set(self.posts):
+            raise ValueError(f"lm_heads: posts {sorted(self.posts)} and weights {sorted(self.weights)} must name the same units "
+                             f"(dims {sorted(self.dims)}, topk {sorted(self.topk)}: some of them)")
         for u, w in self.weights.items():
             if not w >= 0.0:
                 raise ValueError(f"lm_heads.weights[{u!r}] must be >= 0, got {w}")
         for u, d in self.dims.items():
             if d <= 0:
                 raise ValueError(f"lm_heads.dims[{u!r}] must be > 0, got {d}")
+
+    def with_dumps(self) -> "LmHeadsConfig":
+        """A copy with ``dims`` and ``topk`` of every unit, read from the post.json beside each
+        post.scp where not given (``num_units`` and ``K``, as :func:`kdhybrid.lm.posteriors.finish_lm_dump` writes)."""
+        import json
+        from pathlib import Path
+
+        dims, topk = dict(self.dims), dict(self.topk)
+        for u in self.units:
+            if u in dims and u in topk:
+                continue
+            pj = Path(self.posts[u]).parent / "post.json"
+            if not pj.is_file():
+                raise FileNotFoundError(f"{pj}: missing; the {u} head's size and K are read from it (or give lm_heads.dims and lm_heads.topk)")
+            info = json.loads(pj.read_text())
+            if "num_units" not in info:
+                raise ValueError(f"{pj}: no num_units (not a dump of kdhybrid.lm.posteriors?)")
+            dims.setdefault(u, int(info["num_units"]))
+            topk.setdefault(u, int(info["K"]))
+        return LmHeadsConfig(dict(self.posts), dict(self.weights), dims, topk, self.renormalize)
 
     @property
     def units(self) -> Tuple[str, ...]:
@@ -139,13 +163,15 @@ class LmHeadsConfig:
         return asdict(self)
 
 
-def lm_heads_loss(out: Dict[str, torch.Tensor], batch: Dict[str, object], cfg: LmHeadsConfig) -> Dict[str, torch.Tensor]:
+def lm_heads_loss(out: Dict[str, torch.Tensor], batch: Dict[str, object], cfg: LmHeadsConfig,
+                  base: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
     """Summed (not averaged) loss of the main head and the LM heads.
 
     ``loss = CE(y, main) + sum over units with alpha_u > 0 of alpha_u * soft CE(q_u, lm_<u>)``.
     The hard term is computed as the trainer's frame cross-entropy (``F.cross_entropy``, sum,
     padding -100), and zero-weight units add no term at all, so with every weight 0 the loss
-    and its gradients are the baseline's, bit for bit.
+    and its gradients are the baseline's, bit for bit. With ``base`` (e.g. a distillation
+    student's :func:`student_loss`) the LM terms are added to it instead of to the frame CE.
 
     :param out: {head: (N, T, dim) logits} with ``main`` and ``lm_<unit>`` (no subsampling).
     :param batch: ``labels`` (N, T) int64 (-100 padding) and ``lm_soft``: {unit: (ids (N, T, K)
@@ -153,11 +179,14 @@ def lm_heads_loss(out: Dict[str, torch.Tensor], batch: Dict[str, object], cfg: L
     :return: {"loss", "hard_ce", "soft_ce_<unit>", "frames_<unit>"} (the last two detached;
         frames_<unit>: frames with a target).
     """
-    labels = batch["labels"]
-    logits = out["main"]
-    hard = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum")
-    loss = hard
-    res: Dict[str, torch.Tensor] = {"hard_ce": hard.detach()}
+    if base is None:
+        labels = batch["labels"]
+        logits = out["main"]
+        hard = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum")
+        res: Dict[str, torch.Tensor] = {"hard_ce": hard.detach()}
+        loss = hard
+    else:
+        res, loss = {}, base
     for u in cfg.units:
         w = float(cfg.weights[u])
         ids, probs = batch["lm_soft"][u]
