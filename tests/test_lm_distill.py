@@ -628,3 +628,57 @@ def test_training_with_zero_weight_heads_is_the_baseline_bit_for_bit(tmp_path):
     assert h[1]["train_soft_ce_monophone"] < h[0]["train_soft_ce_monophone"] and np.isfinite(h[1]["train_soft_ce_subword"])
     assert not torch.equal(ck["state_dict"]["heads.main.weight"], a["state_dict"]["heads.main.weight"])
     assert model.log_posteriors(torch.randn(1, 30, 40), torch.tensor([30])).shape == (1, 30, NUM_PDFS)  # decoding: the main head
+
+
+# --------------------------------------------------------------------- the command-line steps
+
+
+def test_unit_lm_and_dump_entry_points(toy, tmp_path, monkeypatch):
+    """kdhybrid.bin.train_unit_lm and dump_lm_posteriors on a tiny ali dir made from the toy:
+    the LM dir, then a dump in two jobs merged, read back by kaldi_native_io."""
+    import sys
+
+    import kaldi_native_io as kio
+
+    from kdhybrid.bin import dump_lm_posteriors, train_unit_lm
+    from kdhybrid.gmm.model import single_gaussian
+    from kdhybrid.io.tables import write_int32_vector_ark
+
+    am = khg.AmDiagGmm()
+    for _ in range(toy.num_pdfs):
+        am.add_pdf(single_gaussian(np.zeros(3), np.ones(3)))
+    ali_dir = tmp_path / "ali"
+    GmmHmm(toy.topo, toy.tree, toy.tm, am).save(ali_dir)
+    rng = np.random.default_rng(0)
+    vocab = ["A", "ABOUT", "CAT", "TAT", "THE"]
+    texts = {f"utt{i}": list(rng.choice(vocab, int(rng.integers(1, 5)))) for i in range(6)}
+    alis = {u: toy.align_text(w, 15 * len(w) + 5, i) for i, (u, w) in enumerate(texts.items())}
+    write_int32_vector_ark(ali_dir / "ali.1.gz", {u: alis[u] for u in sorted(alis)[:3]})
+    write_int32_vector_ark(ali_dir / "ali.2.gz", {u: alis[u] for u in sorted(alis)[3:]})
+    (tmp_path / "lm_text.txt").write_text("".join(" ".join(rng.choice(vocab + ["ZEBRA"], 4)) + "\n" for _ in range(200)))
+    for j, utts in ((1, sorted(texts)[:4]), (2, sorted(texts)[4:])):
+        (tmp_path / f"data{j}").mkdir()
+        (tmp_path / f"data{j}" / "text").write_text("".join(f"{u} {' '.join(texts[u])}\n" for u in utts))
+
+    def run(module, *args):
+        monkeypatch.setattr(sys, "argv", [module.__name__, *map(str, args)])
+        assert module.main() == 0
+
+    lang = toy.lang_dir
+    for unit in ("monophone", "senone"):
+        lm_dir, post = tmp_path / unit, tmp_path / unit / "post"
+        run(train_unit_lm, "--unit", unit, "--embed-dim", 8, "--hidden-dim", 16, "--max-epochs", 2, "--heldout-every", 10,
+            "--no-progress", tmp_path / "lm_text.txt", lang, ali_dir, lm_dir)
+        r = json.loads((lm_dir / "unit_lm.json").read_text())
+        assert r["heldout_sentences"] == 20 and r["text_sentences"] == 200 and r["epochs"] == 2
+        assert r["num_units"] == (len(toy.lang.monophones) if unit == "monophone" else toy.num_pdfs)
+        assert r["train_sentences"] == 180 + (6 if unit == "senone" else 0)  # senones: the alignments' sequences too
+        assert 0 < r["silence_rates"]["between"] < 1 and np.isfinite(r["heldout_ppl"]) and np.isfinite(r["floor_heldout_ppl"])
+        for j in (1, 2):
+            run(dump_lm_posteriors, "--job", j, "--topk", 3, tmp_path / f"data{j}", lang, ali_dir, lm_dir, post)
+        run(dump_lm_posteriors, "--finish", 2, "--topk", 3, tmp_path, lang, ali_dir, lm_dir, post)
+        info = json.loads((post / "post.json").read_text())
+        assert (info["utts"], info["frames"], info["K"], info["masked_frames"]) == (6, sum(map(len, alis.values())), 3, 0)
+        got = dict(kio.SequentialPosteriorReader(f"scp:{post}/post.scp"))
+        assert sorted(got) == sorted(texts) and all(len(got[u]) == len(alis[u]) for u in texts)
+        assert all(len(f) == 3 and sum(p for _, p in f) <= 1 + 1e-6 for u in texts for f in got[u])

@@ -148,6 +148,8 @@ def lm_dump_job(
                 ids, probs = instance_targets(lp, len(inst), cfg.topk)
                 fi = inst.frame_instance(len(alis[u]))
                 if num_frames is not None:
+                    if u not in num_frames:
+                        raise KeyError(f"utterance '{u}' has an alignment but no frame count to fit its targets to (not in the cuts?)")
                     fi = fit_frames(fi, int(num_frames[u]), u)
                 post = frame_posterior_from_index(fi, ids, probs)
                 w.write(u, post)
