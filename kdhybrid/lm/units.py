@@ -458,7 +458,7 @@ class SubwordModel:
 
 
 def train_subword_model(text: Pathlike, model_prefix: Pathlike, vocab_size: int, model_type: str = "unigram") -> SubwordModel:
-    """A sentencepiece model of ``vocab_size`` pieces on ``text`` (one sentence a line), with
+    """A sentencepiece model of at most ``vocab_size`` pieces on ``text`` (one sentence a line), with
     ``<unk>`` as piece 0 and no ``<s>``/``</s>`` pieces (the unit LMs add their own boundary).
     Every sentence of the text is used (no sampling), so the model depends on the text only."""
     import sentencepiece as spm
