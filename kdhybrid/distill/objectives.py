@@ -14,13 +14,22 @@ Soft labels come per frame as the teacher dump's top-k pdf-ids and probabilities
 (On a single output layer the cross-entropy against the interpolated target equals the
 (1 - alpha, alpha) weighted sum of the two cross-entropies; the difference from multitask is
 the weighting convention and that multitask may put the soft term on its own head.)
+
+LM-to-AM distillation (Lee & Chang) adds one output head per unit LM (senones, monophones,
+subwords; :mod:`kdhybrid.lm`) on the shared top layer: :func:`lm_heads_loss` is
+``CE(y, p_main) + sum_u alpha_u * sum_k -q_u,k log p_u(k)`` with ``q_u`` the frame-wise LM
+posteriors of unit kind u (frames without a target, e.g. silence for the subword head, have
+probability 0 and add nothing). Decoding and priors use the main head only. Its label
+interpolation baseline is ``interpolation`` above with the senone LM's dump as ``posts``
+(:func:`interpolation_targets` writes that target out).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Dict
+from dataclasses import asdict, dataclass, field
+from typing import Dict, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 
 OBJECTIVES = ("none", "multitask", "full", "interpolation")
 
@@ -79,3 +88,131 @@ def student_loss(out: Dict[str, torch.Tensor], batch: Dict[str, torch.Tensor], c
     logp_soft = logp_main if cfg.head == "main" else out["distill"].log_softmax(-1)
     soft = soft_ce(logp_soft, ids, probs, cfg.renormalize)
     return {"loss": cfg.hard_weight * hard + cfg.soft_weight * soft, "hard_ce": hard.detach(), "soft_ce": soft.detach()}
+
+
+LM_UNITS = ("senone", "monophone", "subword")
+
+
+def lm_head_name(unit: str) -> str:
+    """The output head of a unit LM's targets: ``lm_senone``, ``lm_monophone``, ``lm_subword``."""
+    return f"lm_{unit}"
+
+
+@dataclass
+class LmHeadsConfig:
+    """Auxiliary heads of LM-to-AM distillation, one per unit kind.
+
+    :param posts: unit -> post.scp of its frame-wise LM posteriors (:mod:`kdhybrid.lm.posteriors`).
+    :param weights: unit -> head weight alpha_u (0: the head's term is left out entirely).
+    :param dims: unit -> number of units (the head's outputs); a unit not given here takes
+        ``num_units`` of the post.json beside its post.scp (:meth:`with_dumps`).
+    :param topk: unit -> K of its dump (frames have K pairs or none), from post.json likewise.
+    """
+
+    posts: Dict[str, str] = field(default_factory=dict)
+    weights: Dict[str, float] = field(default_factory=dict)
+    dims: Dict[str, int] = field(default_factory=dict)
+    topk: Dict[str, int] = field(default_factory=dict)
+    renormalize: bool = False
+
+    def __post_init__(self) -> None:
+        for name, d in (("posts", self.posts), ("weights", self.weights), ("dims", self.dims), ("topk", self.topk)):
+            bad = sorted(set(d) - set(LM_UNITS))
+            if bad:
+                raise ValueError(f"lm_heads.{name}: unknown unit kinds {bad}; known: {LM_UNITS}")
+        if set(self.posts) != set(self.weights) or not set(self.dims) <= set(self.posts) or not set(self.topk) <= set(self.posts):
+            raise ValueError(f"lm_heads: posts {sorted(self.posts)} and weights {sorted(self.weights)} must name the same units "
+                             f"(dims {sorted(self.dims)}, topk {sorted(self.topk)}: some of them)")
+        for u, w in self.weights.items():
+            if not w >= 0.0:
+                raise ValueError(f"lm_heads.weights[{u!r}] must be >= 0, got {w}")
+        for u, d in self.dims.items():
+            if d <= 0:
+                raise ValueError(f"lm_heads.dims[{u!r}] must be > 0, got {d}")
+
+    def with_dumps(self) -> "LmHeadsConfig":
+        """A copy with ``dims`` and ``topk`` of every unit, read from the post.json beside each
+        post.scp where not given (``num_units`` and ``K``, as :func:`kdhybrid.lm.posteriors.finish_lm_dump` writes)."""
+        import json
+        from pathlib import Path
+
+        dims, topk = dict(self.dims), dict(self.topk)
+        for u in self.units:
+            if u in dims and u in topk:
+                continue
+            pj = Path(self.posts[u]).parent / "post.json"
+            if not pj.is_file():
+                raise FileNotFoundError(f"{pj}: missing; the {u} head's size and K are read from it (or give lm_heads.dims and lm_heads.topk)")
+            info = json.loads(pj.read_text())
+            if "num_units" not in info:
+                raise ValueError(f"{pj}: no num_units (not a dump of kdhybrid.lm.posteriors?)")
+            dims.setdefault(u, int(info["num_units"]))
+            topk.setdefault(u, int(info["K"]))
+        return LmHeadsConfig(dict(self.posts), dict(self.weights), dims, topk, self.renormalize)
+
+    @property
+    def units(self) -> Tuple[str, ...]:
+        """The configured unit kinds, in :data:`LM_UNITS` order."""
+        return tuple(u for u in LM_UNITS if u in self.posts)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.posts)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def lm_heads_loss(out: Dict[str, torch.Tensor], batch: Dict[str, object], cfg: LmHeadsConfig,
+                  base: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    """Summed (not averaged) loss of the main head and the LM heads.
+
+    ``loss = CE(y, main) + sum over units with alpha_u > 0 of alpha_u * soft CE(q_u, lm_<u>)``.
+    The hard term is computed as the trainer's frame cross-entropy (``F.cross_entropy``, sum,
+    padding -100), and zero-weight units add no term at all, so with every weight 0 the loss
+    and its gradients are the baseline's, bit for bit. With ``base`` (e.g. a distillation
+    student's :func:`student_loss`) the LM terms are added to it instead of to the frame CE.
+
+    :param out: {head: (N, T, dim) logits} with ``main`` and ``lm_<unit>`` (no subsampling).
+    :param batch: ``labels`` (N, T) int64 (-100 padding) and ``lm_soft``: {unit: (ids (N, T, K)
+        int64, probs (N, T, K) float32)}, probabilities 0 on padding and on frames without a target.
+    :return: {"loss", "hard_ce", "soft_ce_<unit>", "frames_<unit>"} (the last two detached;
+        frames_<unit>: frames with a target).
+    """
+    if base is None:
+        labels = batch["labels"]
+        logits = out["main"]
+        hard = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum")
+        res: Dict[str, torch.Tensor] = {"hard_ce": hard.detach()}
+        loss = hard
+    else:
+        res, loss = {}, base
+    for u in cfg.units:
+        w = float(cfg.weights[u])
+        ids, probs = batch["lm_soft"][u]
+        res[f"frames_{u}"] = (probs.sum(-1) > 0).sum()
+        if w == 0.0:
+            continue
+        soft = soft_ce(out[lm_head_name(u)].log_softmax(-1), ids, probs, cfg.renormalize)
+        loss = loss + w * soft
+        res[f"soft_ce_{u}"] = soft.detach()
+    res["loss"] = loss
+    return res
+
+
+def interpolation_targets(labels: torch.Tensor, ids: torch.Tensor, probs: torch.Tensor, alpha: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The label-interpolation target ``(1 - alpha) onehot(y) + alpha q`` as (K + 1)-entry lists,
+    ``q`` the top-k soft labels renormalised to sum to one (as the ``interpolation`` objective).
+    The label is the last entry (its id may also be among the first K: the entries add up).
+
+    :param labels: (..., T) int64, -100 on padding. :param ids: (..., T, K) int64.
+    :param probs: (..., T, K) float32.
+    :return: ids (..., T, K + 1) int64 and probs (..., T, K + 1) float32; all 0 on padding.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    q = probs / probs.sum(-1, keepdim=True).clamp(min=1e-20)
+    valid = (labels >= 0).unsqueeze(-1)
+    out_ids = torch.cat([ids, labels.clamp(min=0).unsqueeze(-1)], -1)
+    out_p = torch.cat([alpha * q, torch.full_like(q[..., :1], 1.0 - alpha)], -1) * valid
+    return out_ids, out_p

@@ -3,7 +3,9 @@
 A batch is ``{"feats": (N, T, F) float32, "lengths": (N,) int64, "labels": (N, T) int64
 (-100 on padding), "ids": [cut ids]}``, and with a teacher dump (``posts``, a post.scp read
 by random access) also ``"soft_ids"`` (N, T, K) int64 and ``"soft_probs"`` (N, T, K)
-float32 (0 on padding), checked frame for frame against the hard labels. Batches come from lhotse's
+float32 (0 on padding), checked frame for frame against the hard labels; with LM-distillation
+dumps (``lm_posts``, one per unit kind) ``"lm_soft"``: {unit: (ids (N, T, K_u) int64, probs
+(N, T, K_u) float32)}, probabilities 0 on padding and on frames without a target. Batches come from lhotse's
 ``DynamicBucketingSampler`` (similar durations together, ``max_duration`` seconds a batch);
 for data-parallel training every *global* batch is split across ranks
 (:class:`RankShardedBatches`), so N processes see exactly the batches one process would.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -76,7 +78,19 @@ def load_example(cut, num_pdfs: Optional[int] = None, norm_vars: bool = False, n
     return x.astype(np.float32), y
 
 
-def collate(examples: Sequence, ids: Sequence[str], soft: Optional[Sequence] = None) -> Dict[str, object]:
+def _pad_soft(soft: Sequence, n: int, t: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """[(ids (T_i, K), probs (T_i, K))] -> ids (n, t, K) int64, probs (n, t, K) float32, zero-padded."""
+    k = soft[0][0].shape[1]
+    sid = torch.zeros(n, t, k, dtype=torch.int64)
+    spr = torch.zeros(n, t, k)
+    for i, (a, b) in enumerate(soft):
+        sid[i, : len(a)] = torch.from_numpy(a.astype(np.int64))
+        spr[i, : len(b)] = torch.from_numpy(b)
+    return sid, spr
+
+
+def collate(examples: Sequence, ids: Sequence[str], soft: Optional[Sequence] = None,
+            lm_soft: Optional[Dict[str, Sequence]] = None) -> Dict[str, object]:
     n = len(examples)
     t = max(x.shape[0] for x, _ in examples)
     f = examples[0][0].shape[1]
@@ -90,26 +104,38 @@ def collate(examples: Sequence, ids: Sequence[str], soft: Optional[Sequence] = N
             labels[i, : len(y)] = torch.from_numpy(y)
     out = {"feats": feats, "lengths": lengths, "labels": labels, "ids": list(ids)}
     if soft is not None:
-        k = soft[0][0].shape[1]
-        sid = torch.zeros(n, t, k, dtype=torch.int64)
-        spr = torch.zeros(n, t, k)
-        for i, (a, b) in enumerate(soft):
-            sid[i, : len(a)] = torch.from_numpy(a.astype(np.int64))
-            spr[i, : len(b)] = torch.from_numpy(b)
+        sid, spr = _pad_soft(soft, n, t)
         out.update(soft_ids=sid, soft_probs=spr)
+    if lm_soft:
+        out["lm_soft"] = {u: _pad_soft(v, n, t) for u, v in lm_soft.items()}
     return out
 
 
-def load_soft_labels(posts, scp: str, cut_id: str, num_frames: int, num_pdfs: Optional[int]):
-    """(ids (T, K) int32, probs (T, K) float32) of a cut from a teacher dump, checked."""
+def load_soft_labels(posts, scp: str, cut_id: str, num_frames: int, num_pdfs: Optional[int], masked_k: Optional[int] = None):
+    """(ids (T, K) int32, probs (T, K) float32) of a cut from a teacher dump, checked.
+
+    :param masked_k: for dumps whose frames may have no pairs (Kaldi's "no target": the LM
+        dumps' silence on the subword head), the dump's K: every frame must have K pairs or
+        none, and a frame with none becomes K pairs of probability 0. Without it (teacher
+        dumps) every frame must have the same number of pairs.
+    """
     if cut_id not in posts:
         raise BadCutError(f"cut '{cut_id}': no soft labels in {scp}")
     post = posts[cut_id]
     if post.num_frames != num_frames:
         raise BadCutError(f"cut '{cut_id}': {post.num_frames} soft-label frames in {scp} but {num_frames} label frames")
-    if not post.is_fixed_k():
+    if masked_k is not None:
+        has = post.counts > 0
+        if (post.counts[has] != masked_k).any():
+            raise BadCutError(f"cut '{cut_id}': soft labels in {scp} have frames with neither {masked_k} pairs nor none")
+        ids = np.zeros((post.num_frames, masked_k), np.int32)
+        probs = np.zeros((post.num_frames, masked_k), np.float32)
+        ids[has] = post.ids.reshape(-1, masked_k)
+        probs[has] = post.probs.reshape(-1, masked_k)
+    elif not post.is_fixed_k():
         raise BadCutError(f"cut '{cut_id}': soft labels in {scp} do not have the same k on every frame")
-    ids, probs = post.to_topk()
+    else:
+        ids, probs = post.to_topk()
     if num_pdfs is not None and ids.size and ids.max() >= num_pdfs:
         raise BadCutError(f"cut '{cut_id}': soft label pdf {int(ids.max())} outside the model's {num_pdfs} outputs")
     return ids, probs
@@ -119,9 +145,12 @@ class CutDataset(torch.utils.data.Dataset):
     """Map-style dataset over a CutSet, indexed by a list of cut ids (a batch)."""
 
     def __init__(self, cuts, num_pdfs: int, spec_augment: Optional[SpecAugment] = None, skip_bad: bool = False, seed: int = 0,
-                 posts_scp: Optional[str] = None):
+                 posts_scp: Optional[str] = None, lm_posts: Optional[Dict[str, Tuple[str, int, int]]] = None):
+        """:param lm_posts: unit -> (post.scp of its LM dump, number of units, K)."""
         self.posts_scp = posts_scp
         self._posts = None  # opened lazily, in the process that reads (DataLoader workers)
+        self.lm_posts = dict(lm_posts or {})
+        self._lm: Dict[str, object] = {}
         self.cuts = cuts
         self.num_pdfs = num_pdfs
         self.spec_augment = spec_augment
@@ -135,7 +164,12 @@ class CutDataset(torch.utils.data.Dataset):
             from kdhybrid.io.posterior import PosteriorReader
 
             self._posts = PosteriorReader(self.posts_scp)
+        if self.lm_posts and not self._lm:
+            from kdhybrid.io.posterior import PosteriorReader
+
+            self._lm = {u: PosteriorReader(scp) for u, (scp, _, _) in self.lm_posts.items()}
         examples, ids, soft = [], [], []
+        lm_soft: Dict[str, list] = {u: [] for u in self.lm_posts}
         # Seeded by the batch itself (crc32, not Python's per-process salted hash), so the
         # masks are the same in every process and after a resume.
         rng = np.random.default_rng([self.seed, self.epoch, zlib.crc32(" ".join(batch_ids).encode())])
@@ -144,7 +178,8 @@ class CutDataset(torch.utils.data.Dataset):
             try:
                 x, y = load_example(cut, self.num_pdfs)
                 if self._posts is not None:
-                    soft.append(load_soft_labels(self._posts, self.posts_scp, cid, len(y), self.num_pdfs))
+                    soft_one = load_soft_labels(self._posts, self.posts_scp, cid, len(y), self.num_pdfs)
+                lm_one = {u: load_soft_labels(self._lm[u], scp, cid, len(y), dim, masked_k=k) for u, (scp, dim, k) in self.lm_posts.items()}
             except BadCutError:
                 if not self.skip_bad:
                     raise
@@ -153,11 +188,15 @@ class CutDataset(torch.utils.data.Dataset):
                 continue
             if self.spec_augment is not None:
                 x = self.spec_augment(x, rng)
+            if self._posts is not None:
+                soft.append(soft_one)
+            for u, v in lm_one.items():
+                lm_soft[u].append(v)
             examples.append((x, y))
             ids.append(cid)
         if not examples:
             return {"feats": torch.zeros(0, 0, 0), "lengths": torch.zeros(0, dtype=torch.int64), "labels": torch.zeros(0, 0, dtype=torch.int64), "ids": []}
-        return collate(examples, ids, soft if self._posts is not None else None)
+        return collate(examples, ids, soft if self._posts is not None else None, lm_soft)
 
 
 def global_batches(cuts, max_duration: float, shuffle: bool, seed: int, epoch: int, num_buckets: int = 10) -> List[List[str]]:

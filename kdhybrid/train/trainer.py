@@ -15,7 +15,12 @@
 * a log per run and a learning-curve plot (``learning_curve.png``);
 * students: with ``distill`` (:class:`kdhybrid.distill.objectives.DistillConfig`) the loss adds
   the teacher's soft labels (a post.scp of the dump) to the hard labels, on the main output
-  or on a separate ``distill`` head.
+  or on a separate ``distill`` head;
+* LM-to-AM distillation: with ``lm_heads`` (:class:`kdhybrid.distill.objectives.LmHeadsConfig`)
+  one output head per unit LM (``lm_senone``, ``lm_monophone``, ``lm_subword``) learns that
+  unit's frame-wise LM posteriors beside the main head; the heads are added after the model is
+  built without drawing from the random stream, so with every head weight 0 training follows
+  the baseline bit for bit. Decoding and priors use the main head only.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kdhybrid.distill.objectives import DistillConfig, student_loss
+from kdhybrid.distill.objectives import DistillConfig, LmHeadsConfig, lm_head_name, lm_heads_loss, student_loss
 from kdhybrid.nnet.models import AcousticModel, ModelConfig, build_model
 from kdhybrid.parallel.ranks import backend_for, rendezvous_from_env
 from kdhybrid.train.data import CutDataset, RankShardedBatches, SpecAugment, global_batches
@@ -59,12 +64,13 @@ class TrainConfig:
     skip_bad: bool = False
     threads: int = 0  # torch threads a rank (0: cores / ranks)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    lm_heads: LmHeadsConfig = field(default_factory=LmHeadsConfig)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         d = dict(d)
         m = ModelConfig(**d.pop("model", {}))
-        return cls(model=m, distill=DistillConfig(**d.pop("distill", {})), **d)
+        return cls(model=m, distill=DistillConfig(**d.pop("distill", {})), lm_heads=LmHeadsConfig(**d.pop("lm_heads", {})), **d)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -149,6 +155,19 @@ def load_final(path: Pathlike, map_location: str = "cpu") -> Tuple[AcousticModel
 # ---------------------------------------------------------------- the loop
 
 
+def add_lm_heads(model: AcousticModel, lmh: LmHeadsConfig) -> None:
+    """Add an ``lm_<unit>`` head for every unit of ``lmh`` the model lacks (a model from a
+    checkpoint may have them), initialised without advancing the global random stream."""
+    for u in lmh.units:
+        name = lm_head_name(u)
+        if name in model.heads:
+            if model.heads[name].out_features != lmh.dims[u]:
+                raise ValueError(f"head '{name}' has {model.heads[name].out_features} outputs but the {u} LM dump has {lmh.dims[u]} units")
+            continue
+        with torch.random.fork_rng(devices=[]):
+            model.add_head(name, lmh.dims[u])
+
+
 def frame_ce(logits: torch.Tensor, labels: torch.Tensor, subsampling: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sum of frame cross-entropy, number of frames, number correct.
 
@@ -227,12 +246,20 @@ def train(
             raise ValueError("distillation needs frame-rate outputs (model.subsampling 1): the dump has a posterior per input frame")
         if kd.head == "distill" and "distill" not in cfg.model.heads:
             cfg.model.heads["distill"] = num_pdfs
+    lmh = cfg.lm_heads
+    if lmh.active:
+        if cfg.model.subsampling != 1:
+            raise ValueError("LM heads need frame-rate outputs (model.subsampling 1): the LM dumps have a target per input frame")
+        lmh = cfg.lm_heads = lmh.with_dumps()
     model = build_model(cfg.model)
+    add_lm_heads(model, lmh)
     if init_from:
         init_model, _, _ = load_final(init_from)
         missing = model.load_state_dict(init_model.state_dict(), strict=False)
         log.info("initialised from %s (%s)", init_from, missing)
-    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    # a head of weight 0 gets no gradient: DDP must be told that some parameters go unused
+    unused = lmh.active and any(w == 0 for w in lmh.weights.values())
+    ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused) if world > 1 else model
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = len(global_batches(tr, cfg.max_duration, True, cfg.seed, 0))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, steps_per_epoch * cfg.epochs))
@@ -253,7 +280,8 @@ def train(
     if rank == 0:
         (exp / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
     dataset = CutDataset(tr, num_pdfs, SpecAugment() if cfg.spec_augment else None, cfg.skip_bad, cfg.seed,
-                         posts_scp=kd.posts if kd.objective != "none" else None)
+                         posts_scp=kd.posts if kd.objective != "none" else None,
+                         lm_posts={u: (lmh.posts[u], lmh.dims[u], lmh.topk[u]) for u in lmh.units})
     best = min((h["dev_ce"] for h in history), default=float("inf"))
     # epochs since the best one (early-stopping state, recomputed on resume)
     bad_epochs = len(history) - 1 - min(range(len(history)), key=lambda i: history[i]["dev_ce"]) if history else 0
@@ -271,6 +299,7 @@ def train(
             num_workers=cfg.num_workers, persistent_workers=False, prefetch_factor=4 if cfg.num_workers else 2,
         )  # fmt: skip
         tot = torch.zeros(3, dtype=torch.float64)
+        lm_tot = torch.zeros(len(lmh.units), 2, dtype=torch.float64)  # per unit: soft CE, frames with a target
         model.train()
         it = loader
         if rank == 0:
@@ -282,6 +311,12 @@ def train(
             ce, n, c = frame_ce(out["main"], batch["labels"], model.cfg.subsampling)
             frames = all_reduce_sum(n.detach().to(torch.float64).clone())
             objective = student_loss(out, batch, kd)["loss"] if kd.objective != "none" else ce
+            if lmh.active:
+                terms = lm_heads_loss(out, batch, lmh, base=objective)
+                objective = terms["loss"]
+                for i, u in enumerate(lmh.units):
+                    if f"soft_ce_{u}" in terms:
+                        lm_tot[i] += torch.tensor([terms[f"soft_ce_{u}"].item(), terms[f"frames_{u}"].item()], dtype=torch.float64)
             loss = objective * world / frames.clamp(min=1)
             opt.zero_grad()
             loss.backward()
@@ -291,6 +326,7 @@ def train(
             sched.step()
             tot += torch.tensor([ce.item(), n.item(), c.item()], dtype=torch.float64)
         all_reduce_sum(tot)
+        all_reduce_sum(lm_tot)
         dev = evaluate(model, dv, cfg, num_pdfs)
         rec = {
             "epoch": epoch,
@@ -304,6 +340,9 @@ def train(
             "frames_per_second": round(tot[1].item() / max(time.time() - t0, 1e-9), 1),
             "skipped_cuts": dataset.num_skipped,
         }
+        for i, u in enumerate(lmh.units):
+            if lm_tot[i, 1] > 0:  # the head's soft CE per frame with a target
+                rec[f"train_soft_ce_{u}"] = lm_tot[i, 0].item() / lm_tot[i, 1].item()
         history.append(rec)
         if dev["ce"] < best:
             best, bad_epochs = dev["ce"], 0
