@@ -31,19 +31,5 @@ done
 mkdir -p $dir/log
 opts="--topk $topk --batch-tokens $batch_tokens"
 [ -n "$cuts" ] && opts="$opts --cuts $cuts"
-if [ -f $dir/post.json ] && [ "$(cat $dir/dump_opts 2>/dev/null)" == "$opts $lang $ali $lmdir $data nj=$nj" ]; then
-  echo "$0: $dir is complete"; exit 0
-fi
-if [ "$(cat $dir/dump_opts 2>/dev/null)" != "$opts $lang $ali $lmdir $data nj=$nj" ]; then
-  rm -f $dir/post.* $dir/dump.*.json   # different options: start over
-  echo "$opts $lang $ali $lmdir $data nj=$nj" > $dir/dump_opts
-fi
-python -c "from kdhybrid.io.datadir import split_data; split_data('$data', $nj)"
-todo=""
-for j in $(seq $nj); do [ -f $dir/dump.$j.json ] || todo="$todo $j"; done
-echo "$0: jobs to run:${todo:- none}"
-for j in $todo; do
-  $cmd $dir/log/dump.$j.log python -m kdhybrid.bin.dump_lm_posteriors --job $j $opts $data/split${nj}utt/$j $lang $ali $lmdir $dir &
-done
-wait
-python -m kdhybrid.bin.dump_lm_posteriors --finish $nj $opts $data $lang $ali $lmdir $dir
+. steps/dump_jobs.sh
+resumable_dump kdhybrid.bin.dump_lm_posteriors $data $dir "$opts" $lang $ali $lmdir

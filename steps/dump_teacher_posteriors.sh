@@ -30,19 +30,5 @@ for f in $data/feats.scp $data/cmvn.scp; do [ -f $f ] || { echo "$0: no such fil
 mkdir -p $dir/log
 opts="--topk $topk --temperature $temperature --batch-frames $batch_frames"
 [ -n "$from_dump" ] && opts="$opts --from-dump $from_dump"
-if [ -f $dir/post.json ] && [ "$(cat $dir/dump_opts 2>/dev/null)" == "$opts $teacher $data nj=$nj" ]; then
-  echo "$0: $dir is complete"; exit 0
-fi
-if [ "$(cat $dir/dump_opts 2>/dev/null)" != "$opts $teacher $data nj=$nj" ]; then
-  rm -f $dir/post.* $dir/dump.*.json   # different options: start over
-  echo "$opts $teacher $data nj=$nj" > $dir/dump_opts
-fi
-python -c "from kdhybrid.io.datadir import split_data; split_data('$data', $nj)"
-todo=""
-for j in $(seq $nj); do [ -f $dir/dump.$j.json ] || todo="$todo $j"; done
-echo "$0: jobs to run:${todo:- none}"
-for j in $todo; do
-  $cmd $dir/log/dump.$j.log python -m kdhybrid.bin.dump_teacher_posteriors --job $j $opts $data/split${nj}utt/$j $teacher $dir &
-done
-wait
-python -m kdhybrid.bin.dump_teacher_posteriors --finish $nj $opts $data $teacher $dir
+. steps/dump_jobs.sh
+resumable_dump kdhybrid.bin.dump_teacher_posteriors $data $dir "$opts" $teacher
