@@ -20,7 +20,7 @@ $(STAMP): setup.py local/bootstrap.sh
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q tests
+	$(VENV)/bin/python -m pytest -q --durations=25 tests
 
 demo: $(STAMP)
 	cd egs/synth_en/s5 && ./run.sh
