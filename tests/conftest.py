@@ -1,3 +1,15 @@
+"""Shared fixtures.
+
+Order: no test depends on another's leftovers or on the order tests run in. The session
+fixtures (``tiny_recipe``, ``gmm``, ``slurm_cluster``) and the module fixture ``members``
+(test_distill) are built once; everything else a test reads it makes itself, in its own
+tmp_path or in the shared recipe dir through idempotent helpers that make a thing only if it
+is missing and always make it the same way (``ensure_small_graph``; test_distill's
+``logit_teacher`` and ``teacher_dump_k5``), so any order, a single test alone
+(``pytest tests/test_gmm.py::test_lmrescore``) or a shuffled run sees the same inputs. GMM
+training, graphs and decodes are bit-reproducible, so a thing made by one test or another
+is the same bytes either way.
+"""
 import os
 import sys
 from pathlib import Path
