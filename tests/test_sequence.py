@@ -1,0 +1,412 @@
+"""Sequence-discriminative objectives (MMI, boosted MMI, sMBR) on hand-built tiny lattices,
+against brute-force enumeration of every path in float64: denominator log-likelihood, the
+objectives, their gradients (numerator minus denominator posteriors; posterior times accuracy
+minus average accuracy) and finite differences; boost 0 is MMI; a lattice of the reference
+path alone; rescoring with the generating model reproduces the search's scores; bad input.
+
+Inputs are on dyadic grids (log posteriors in 1/64, graph scores in 1/16, acwt 1/8) where
+the comparison is exact: every arc score is then a float32 number, as k2 stores them, and
+k2's double-precision sums must equal the float64 enumeration to rounding (1e-12); gradients
+are k2's float32 (1e-6)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from kdhybrid.decode.denlats import (
+    arc_frames, check_arcs, check_lattice_model, lattice_frames, rescore,
+)
+from kdhybrid.train.sequence import PhoneSets, SequenceConfig, prepare_batch, sequence_objective
+
+# A toy transition model: transition-id -> (pdf, phone). Phone 1 is silence (pdfs 0, 1);
+# phones 2 and 3 are speech; pdf 4 is shared by phones 2 and 3 (a shared-root tree), so a
+# right pdf can still be a phone error for boosting.
+TIDS = {1: (0, 1), 2: (0, 1), 3: (1, 1), 4: (1, 1), 5: (2, 2), 6: (2, 2), 7: (3, 3), 8: (3, 3), 9: (4, 2), 10: (4, 3)}
+NUM_PDFS = 5
+SILENCE = {1}
+PHONES = PhoneSets(np.array([-1] + [TIDS[t][0] for t in range(1, 11)]), np.array([0] + [TIDS[t][1] for t in range(1, 11)]), [1])
+ACWT = 0.125
+
+
+def make_lattice(arcs, num_states):
+    """A k2 lattice from (src, dst, tid, graph score) arcs (tid 0: final arc, label -1), the
+    last state final; labels pdf + 1 as the search makes them."""
+    import k2
+
+    lines = []
+    for s, d, tid, g in arcs:
+        label = -1 if tid == 0 else TIDS[tid][0] + 1
+        lines.append(f"{s} {d} {label} {tid} {g!r}")
+    lat = k2.Fsa.from_str("\n".join(lines + [str(num_states - 1)]), aux_label_names=["tid"])
+    lat.graph_scores = lat.scores.clone()
+    return lat
+
+
+def random_lattice(rng, num_frames, ref_tids, width=3):
+    """A connected frame-synchronous lattice holding the reference path and others."""
+    layers, nxt = [[0]], 1
+    for t in range(1, num_frames + 1):
+        k = int(rng.integers(1, width + 1)) if t < num_frames else int(rng.integers(1, 3))
+        layers.append(list(range(nxt, nxt + k)))
+        nxt += k
+    final = nxt
+    g = lambda: float(rng.integers(-48, 1)) / 16  # noqa: E731
+    tid = lambda: int(rng.integers(1, 11))  # noqa: E731
+    path = [0] + [int(rng.choice(layer)) for layer in layers[1:]]
+    arcs = {(path[t], path[t + 1], int(ref_tids[t]), g()) for t in range(num_frames)}
+    for t in range(num_frames):
+        for s in layers[t]:
+            for _ in range(int(rng.integers(1, 3))):
+                arcs.add((s, int(rng.choice(layers[t + 1])), tid(), g()))
+        for d in layers[t + 1]:
+            arcs.add((int(rng.choice(layers[t])), d, tid(), g()))
+    arcs = sorted(arcs) + [(s, final, 0, g()) for s in layers[-1]]
+    return make_lattice(arcs, final + 1)
+
+
+def paths(lat):
+    """Every path of one lattice: lists of arc indexes, in k2's arc order."""
+    v = lat.arcs.values()[:, :2].tolist()
+    out_arcs = {}
+    for i, (s, _) in enumerate(v):
+        out_arcs.setdefault(s, []).append(i)
+    final = lat.shape[0] - 1
+    done, todo = [], [(0, [])]
+    while todo:
+        s, p = todo.pop()
+        if s == final:
+            done.append(p)
+        for i in out_arcs.get(s, []):
+            todo.append((v[i][1], p + [i]))
+    return done
+
+
+def logsumexp(x):
+    m = max(x)
+    return m + math.log(sum(math.exp(v - m) for v in x))
+
+
+def brute_force(lats, alis, log_posts, log_priors, acwt, boost=0.0, one_silence_class=True):
+    """MMI, expected frame accuracy and d objective / d a (a = acwt * (log post - log prior))
+    of every lattice by enumerating its paths. Accuracies and errors come from TIDS here, not
+    from the library."""
+    out = []
+    for n, (lat, ali) in enumerate(zip(lats, alis)):
+        a = acwt * (log_posts[n].double().numpy() - log_priors.double().numpy()[None])
+        tids, graph = lat.tid.tolist(), lat.graph_scores.double().tolist()
+        ps = paths(lat)
+        stats = []
+        for p in ps:
+            gs, ac, err, acc, on_ref, pdfs = 0.0, 0.0, 0, 0, True, []
+            for t, i in enumerate(p):
+                gs += graph[i]
+                if tids[i] == 0:
+                    continue
+                pdf, ph = TIDS[tids[i]]
+                rpdf, rph = TIDS[int(ali[t])]
+                ac += a[t, pdf]
+                pdfs.append(pdf)
+                on_ref &= pdf == rpdf
+                err += int(ph != rph and ph not in SILENCE)
+                if one_silence_class:
+                    acc += int(pdf == rpdf or (ph in SILENCE and rph in SILENCE))
+                else:
+                    acc += int(pdf == rpdf and ph not in SILENCE)
+            stats.append((gs, ac, err, acc, on_ref, pdfs))
+        den = logsumexp([gs + ac + boost * e for gs, ac, e, _, _, _ in stats])
+        num = logsumexp([gs + ac for gs, ac, _, _, r, _ in stats if r])
+        z = logsumexp([gs + ac for gs, ac, _, _, _, _ in stats])
+        post = [math.exp(gs + ac - z) for gs, ac, _, _, _, _ in stats]
+        eacc = sum(q * s[3] for q, s in zip(post, stats))
+        g_mmi, g_smbr = np.zeros_like(a), np.zeros_like(a)
+        for t in range(len(ali)):
+            g_mmi[t, TIDS[int(ali[t])][0]] += 1.0
+        for (gs, ac, e, acc, _, pdfs), q in zip(stats, post):
+            qb = math.exp(gs + ac + boost * e - den)
+            for t, pdf in enumerate(pdfs):
+                g_mmi[t, pdf] -= qb
+                g_smbr[t, pdf] += q * (acc - eacc)
+        out.append(dict(den=den, num=num, mmi=num - den, smbr=eacc, g_mmi=g_mmi, g_smbr=g_smbr, paths=len(ps)))
+    return out
+
+
+def dyadic(rng, *shape, lo=-4.0, step=64):
+    return torch.tensor(rng.integers(int(lo * step), 1, size=shape) / step, dtype=torch.float64)
+
+
+def problem(seed=0, lengths=(4, 6, 5)):
+    """Three random lattices of different lengths, their alignments, dyadic log posteriors."""
+    import k2
+
+    rng = np.random.default_rng(seed)
+    alis = [rng.integers(1, 11, size=t) for t in lengths]
+    lats = [random_lattice(rng, t, ali) for t, ali in zip(lengths, alis)]
+    utts = [f"utt{i}" for i in range(len(lats))]
+    log_posts = dyadic(rng, len(lats), max(lengths), NUM_PDFS)
+    log_priors = dyadic(rng, NUM_PDFS, lo=-2.0)
+    return lats, k2.create_fsa_vec(lats), utts, dict(zip(utts, alis)), alis, log_posts, log_priors
+
+
+def objective(batch, log_posts, log_priors, cfg):
+    lp = log_posts.clone().requires_grad_(True)
+    r = sequence_objective(batch, lp, log_priors, cfg)
+    r["loss"].backward()
+    return r, lp.grad
+
+
+def padded(grads, shape):
+    out = torch.zeros(shape, dtype=torch.float64)
+    for n, g in enumerate(grads):
+        out[n, : len(g)] = torch.from_numpy(g)
+    return out
+
+
+@pytest.mark.parametrize("criterion", ["mmi", "smbr"])
+def test_objectives_and_gradients_equal_brute_force(criterion):
+    lats, lat, utts, ali_map, alis, log_posts, log_priors = problem()
+    batch, skipped = prepare_batch(lat, utts, ali_map, PHONES)
+    assert skipped == [] and batch.utts == utts
+    bf = brute_force(lats, alis, log_posts, log_priors, ACWT)
+    assert min(b["paths"] for b in bf) >= 8
+    cfg = SequenceConfig(criterion, acwt=ACWT, xent_regularize=0.0)
+    r, grad = objective(batch, log_posts, log_priors, cfg)
+    key = "mmi" if criterion == "mmi" else "smbr"
+    want = torch.tensor([b[key] for b in bf], dtype=torch.float64)
+    torch.testing.assert_close(r["per_utt"], want, rtol=0, atol=1e-12)
+    assert float(r["objective"]) == pytest.approx(float(want.sum()), abs=1e-12)
+    if criterion == "mmi":
+        den = batch.lattice.get_tot_scores(log_semiring=True, use_double_scores=True)
+        torch.testing.assert_close(den, torch.tensor([b["den"] for b in bf], dtype=torch.float64), rtol=0, atol=1e-12)
+        assert float(r["per_utt"].max()) < 0  # the numerator's paths are among the denominator's
+    else:
+        assert all(0 < float(v) < t for v, t in zip(r["per_utt"], batch.lengths))
+    # loss = -objective / acwt: its gradient is minus Kaldi's derivative, not scaled by acwt
+    g_want = -padded([b["g_" + key] for b in bf], log_posts.shape)
+    torch.testing.assert_close(grad, g_want, rtol=0, atol=1e-6)
+    assert grad.abs().max() > 0.05
+    torch.testing.assert_close(grad.sum(2), torch.zeros(grad.shape[:2], dtype=torch.float64), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("criterion", ["mmi", "bmmi", "smbr"])
+def test_gradients_pass_finite_differences(criterion):
+    """Central differences along random directions; steps of 2^-10 on the dyadic grid keep
+    every arc score exact in float32, so only the O(eps^2) truncation remains."""
+    lats, lat, utts, ali_map, alis, log_posts, log_priors = problem(seed=1)
+    batch, _ = prepare_batch(lat, utts, ali_map, PHONES)
+    cfg = SequenceConfig(criterion, acwt=ACWT, boost=0.5, xent_regularize=0.0)
+    _, grad = objective(batch, log_posts, log_priors, cfg)
+    rng = np.random.default_rng(2)
+    eps = 2.0 ** -10
+    for _ in range(4):
+        d = torch.from_numpy(rng.integers(-1, 2, size=log_posts.shape).astype(np.float64))
+        with torch.no_grad():
+            up = sequence_objective(batch, log_posts + eps * d, log_priors, cfg)["loss"]
+            down = sequence_objective(batch, log_posts - eps * d, log_priors, cfg)["loss"]
+        fd = float(up - down) / (2 * eps)
+        assert fd == pytest.approx(float((grad * d).sum()), abs=2e-5)
+        assert abs(fd) > 0.01
+
+
+def test_boosted_mmi():
+    """Boost 0 is MMI exactly; boost b weights each denominator path by exp(b * its phone
+    errors), silence arcs counting none (Kaldi's LatticeBoost with max_silence_error 0)."""
+    lats, lat, utts, ali_map, alis, log_posts, log_priors = problem(seed=3)
+    batch, _ = prepare_batch(lat, utts, ali_map, PHONES)
+    r_mmi, g_mmi = objective(batch, log_posts, log_priors, SequenceConfig("mmi", acwt=ACWT, boost=0.7))
+    r0, g0 = objective(batch, log_posts, log_priors, SequenceConfig("bmmi", acwt=ACWT, boost=0.0))
+    assert torch.equal(r0["loss"], r_mmi["loss"]) and torch.equal(g0, g_mmi)
+    rb, gb = objective(batch, log_posts, log_priors, SequenceConfig("bmmi", acwt=ACWT, boost=0.75, xent_regularize=0.0))
+    bf = brute_force(lats, alis, log_posts, log_priors, ACWT, boost=0.75)
+    torch.testing.assert_close(rb["per_utt"], torch.tensor([b["mmi"] for b in bf], dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(gb, -padded([b["g_mmi"] for b in bf], log_posts.shape), rtol=0, atol=1e-6)
+    assert float((rb["per_utt"] - r_mmi["per_utt"]).min()) < -0.05  # boosting the errors lowers the objective
+
+
+def test_silence_class_accuracy():
+    """Without one_silence_class, silence frames never count as correct (Kaldi's old sMBR)."""
+    lats, lat, utts, ali_map, alis, log_posts, log_priors = problem(seed=4)
+    got = {}
+    for one in (True, False):
+        batch, _ = prepare_batch(lat, utts, ali_map, PHONES, one_silence_class=one)
+        r, g = objective(batch, log_posts, log_priors, SequenceConfig("smbr", acwt=ACWT, xent_regularize=0.0, one_silence_class=one))
+        bf = brute_force(lats, alis, log_posts, log_priors, ACWT, one_silence_class=one)
+        torch.testing.assert_close(r["per_utt"], torch.tensor([b["smbr"] for b in bf], dtype=torch.float64), rtol=0, atol=1e-12)
+        torch.testing.assert_close(g, -padded([b["g_smbr"] for b in bf], log_posts.shape), rtol=0, atol=1e-6)
+        got[one] = float(r["objective"])
+    assert got[True] > got[False] + 0.1
+
+
+def test_reference_path_alone():
+    """A lattice that holds only the reference path: MMI 0 (its graph score is in the
+    numerator too), no gradient, and expected accuracy = the frame count."""
+    ali = [1, 3, 5, 5, 9, 2]
+    arcs = [(t, t + 1, tid, -0.25 * (t + 1)) for t, tid in enumerate(ali)] + [(6, 7, 0, -1.5)]
+    lat = make_lattice(arcs, 8)
+    import k2
+
+    rng = np.random.default_rng(5)
+    log_posts, log_priors = dyadic(rng, 1, 6, NUM_PDFS), dyadic(rng, NUM_PDFS, lo=-2.0)
+    batch, _ = prepare_batch(k2.create_fsa_vec([lat]), ["u"], {"u": np.array(ali)}, PHONES)
+    assert float(batch.num_graph[0]) == -0.25 * 21 - 1.5
+    r, g = objective(batch, log_posts, log_priors, SequenceConfig("mmi", acwt=ACWT, xent_regularize=0.0))
+    assert float(r["objective"]) == 0.0 and float(g.abs().max()) == 0.0
+    r, g = objective(batch, log_posts, log_priors, SequenceConfig("smbr", acwt=ACWT, xent_regularize=0.0))
+    assert float(r["objective"]) == 6.0 and float(g.abs().max()) < 1e-12
+
+
+def test_per_frame_constant_changes_nothing():
+    """Adding a constant per frame to the log posteriors (what the log-softmax removes)
+    changes neither objective, and the gradients through a log-softmax equal those with
+    respect to the log posteriors (they sum to 0 per frame)."""
+    lats, lat, utts, ali_map, alis, log_posts, log_priors = problem(seed=6)
+    batch, _ = prepare_batch(lat, utts, ali_map, PHONES)
+    shift = dyadic(np.random.default_rng(7), 3, 6, 1, lo=-2.0)
+    for crit in ("mmi", "smbr"):
+        cfg = SequenceConfig(crit, acwt=ACWT, xent_regularize=0.0)
+        r1, _ = objective(batch, log_posts, log_priors, cfg)
+        r2, _ = objective(batch, log_posts + shift, log_priors, cfg)
+        torch.testing.assert_close(r1["per_utt"], r2["per_utt"], rtol=0, atol=1e-12)
+        logits = log_posts.clone().requires_grad_(True)
+        lp = logits.log_softmax(-1)
+        lp.retain_grad()
+        sequence_objective(batch, lp, log_priors, cfg)["loss"].backward()
+        torch.testing.assert_close(logits.grad, lp.grad, rtol=0, atol=1e-6)
+
+
+def test_xent_regularization():
+    lats, lat, utts, ali_map, alis, log_posts, log_priors = problem(seed=8)
+    batch, _ = prepare_batch(lat, utts, ali_map, PHONES)
+    lp = log_posts.log_softmax(-1)
+    r0, g0 = objective(batch, lp, log_priors, SequenceConfig("smbr", acwt=ACWT, xent_regularize=0.0))
+    r1, g1 = objective(batch, lp, log_priors, SequenceConfig("smbr", acwt=ACWT, xent_regularize=0.25))
+    ce = -sum(float(lp[n, t, TIDS[int(a)][0]]) for n, ali in enumerate(alis) for t, a in enumerate(ali))
+    assert float(r1["xent"]) == pytest.approx(ce, abs=1e-12)
+    assert float(r1["loss"]) == pytest.approx(float(r0["loss"]) + 0.25 * ce, abs=1e-12)
+    onehot = torch.zeros_like(lp)
+    for n, ali in enumerate(alis):
+        onehot[n, torch.arange(len(ali)), torch.tensor([TIDS[int(a)][0] for a in ali])] = 1.0
+    torch.testing.assert_close(g1, g0 - 0.25 * onehot, rtol=0, atol=1e-6)
+
+
+def test_mmi_frame_dropping():
+    """Frames whose reference pdf has (almost) no denominator posterior get no gradient; the
+    objective is unchanged. With Kaldi's threshold (0 in single precision) a frame drops
+    when the reference's posterior underflows; a larger threshold drops more."""
+    import k2
+
+    # two paths: the reference (graph score -200: posterior e^-200, below 2^-150) and another
+    # with different pdfs at frames 1 and 2 only
+    ali = [5, 7, 7, 9]
+    arcs = [(0, 1, 5, 0.0), (1, 2, 7, -200.0), (1, 3, 1, 0.0), (2, 4, 7, 0.0), (3, 4, 3, 0.0), (4, 5, 9, 0.0), (5, 6, 0, 0.0)]
+    lat = k2.create_fsa_vec([make_lattice(arcs, 7)])
+    batch, _ = prepare_batch(lat, ["u"], {"u": np.array(ali)}, PHONES)
+    lp = torch.zeros(1, 4, NUM_PDFS, dtype=torch.float64)
+    keep, drop = SequenceConfig("mmi", acwt=ACWT, drop_frames=False, xent_regularize=0.0), SequenceConfig("mmi", acwt=ACWT, xent_regularize=0.0)
+    rk, gk = objective(batch, lp, torch.zeros(NUM_PDFS), keep)
+    rd, gd = objective(batch, lp, torch.zeros(NUM_PDFS), drop)
+    assert float(rk["objective"]) == pytest.approx(-200.0, abs=1e-9) and torch.equal(rk["objective"], rd["objective"])
+    assert int(rk["dropped_frames"]) == 0 and int(rd["dropped_frames"]) == 2
+    assert float(gd[0, 1:3].abs().max()) == 0.0 and float(gk[0, 1:3].abs().max()) == pytest.approx(1.0)
+    torch.testing.assert_close(gd[0, [0, 3]], gk[0, [0, 3]])
+    # a threshold of 0.3 on the random problem: dropped frames have zero gradient, the others brute force's
+    lats, lat, utts, ali_map, alis, log_posts, log_priors = problem(seed=9)
+    batch, _ = prepare_batch(lat, utts, ali_map, PHONES)
+    r, g = objective(batch, log_posts, log_priors, SequenceConfig("mmi", acwt=ACWT, xent_regularize=0.0, drop_threshold=0.3))
+    bf = -padded([b["g_mmi"] for b in brute_force(lats, alis, log_posts, log_priors, ACWT)], log_posts.shape)
+    zero = g.abs().sum(2) == 0
+    assert 0 < int(r["dropped_frames"]) == int((zero & (bf.abs().sum(2) > 0)).sum())
+    torch.testing.assert_close(g[~zero], bf[~zero], rtol=0, atol=1e-6)
+
+
+def test_rescoring_reproduces_the_search_scores():
+    """Lattices searched by the decoder's own k2 search over a small graph, rescored with the
+    same scaled log-likelihoods, get back their stored scores; frames from the topology equal
+    k2's own frame index of the intersection."""
+    import k2
+
+    from kdhybrid.decode.k2_backend import dense_scores, search
+
+    # a 3-pdf loop graph: labels pdf + 1, transition-ids and graph scores as hclg_to_k2 makes them
+    text = "\n".join([
+        "0 1 1 1 -0.5", "0 2 3 5 -1.0", "1 1 1 2 -0.2", "1 2 3 5 -0.9", "1 3 2 3 -1.2",
+        "2 2 3 6 -0.3", "2 1 1 1 -1.1", "2 3 2 4 -0.7", "2 4 -1 0 -0.8", "3 3 2 4 -0.4", "3 4 -1 0 -0.6", "4",
+    ])
+    graph = k2.arc_sort(k2.Fsa.from_str(text, aux_label_names=["tid"]))
+    graph.graph_scores = graph.scores.clone()
+    scores = [ACWT * torch.randn(t, 3, generator=torch.Generator().manual_seed(t)) for t in (9, 14, 11)]
+    lat, failed = search(graph, scores, 30.0, 8.0, 1, 1000)
+    assert failed == 0 and lattice_frames(lat) == [9, 14, 11]
+    stored = lat.scores.clone()
+    pad = torch.zeros(3, 14, 3)
+    for i, s in enumerate(scores):
+        pad[i, : len(s)] = s
+    rescore(lat, pad.double())
+    torch.testing.assert_close(lat.scores, stored, rtol=0, atol=1e-5)
+    assert float((stored - lat.graph_scores).abs().max()) > 0.1
+    dense, _ = dense_scores(scores)
+    full = k2.intersect_dense(k2.create_fsa_vec([graph]), dense, 100.0, frame_idx_name="kframe")
+    assert torch.equal(arc_frames(full), full.kframe.to(torch.int32))
+
+
+def test_lattices_of_another_model_are_refused():
+    info = {"num_pdfs": 5, "num_transition_ids": 10, "model": "exp/tdnn/final.pt"}
+    check_lattice_model(info, 5, 10)
+    with pytest.raises(ValueError, match=r"exp/tdnn/final.pt with 5 pdfs, but the model has 7 pdfs"):
+        check_lattice_model(info, 7, 10)
+    with pytest.raises(ValueError, match=r"10 transition-ids, but the model has 12 transition-ids"):
+        check_lattice_model(info, 5, 12)
+    lats, lat, utts, ali_map, alis, log_posts, log_priors = problem()
+    check_arcs(lat, PHONES.tid2pdf)
+    other = PHONES.tid2pdf.copy()
+    other[6] = 3
+    n6 = int((lat.tid == 6).sum())
+    with pytest.raises(ValueError, match=rf"^{n6} lattice arcs .* \(first: transition-id 6 -> pdf 3, arc pdf 2\): lattices of another tree"):
+        check_arcs(lat, other)
+    with pytest.raises(ValueError, match=r"transition-ids outside \[1, 8\]"):
+        check_arcs(lat, PHONES.tid2pdf[:9])
+    batch, _ = prepare_batch(lat, utts, ali_map, PHONES)
+    with pytest.raises(ValueError, match="lattice pdf 4 but the network has 4 outputs"):
+        sequence_objective(batch, log_posts[:, :, :4], log_priors[:4], SequenceConfig("smbr"))
+
+
+def test_bad_utterances_are_skipped_and_named():
+    """An empty lattice, a lattice without the reference path and an utterance without an
+    alignment are skipped with their reason; the rest trains as a batch. A lattice and an
+    alignment of different lengths is an error naming both."""
+    import k2
+
+    lats, _, utts, ali_map, alis, log_posts, log_priors = problem()
+    empty = k2.connect(make_lattice([(0, 1, 5, 0.0), (1, 1, 5, 0.0)], 3))
+    no_ref = make_lattice([(0, 1, 5, 0.0), (1, 2, 7, 0.0), (2, 3, 0, 0.0)], 4)
+    vec = k2.create_fsa_vec([lats[0], empty, no_ref, lats[1], lats[2]])
+    names = ["utt0", "empty", "noref", "utt1", "noali"]
+    alignments = {"utt0": ali_map["utt0"], "empty": np.array([5]), "noref": np.array([5, 10]), "utt1": ali_map["utt1"]}
+    batch, skipped = prepare_batch(vec, names, alignments, PHONES)
+    assert sorted(skipped) == [("empty", "empty lattice"), ("noali", "no alignment"), ("noref", "no reference path in the lattice")]
+    assert batch.utts == ["utt0", "utt1"] and batch.lengths.tolist() == [4, 6]
+    r, _ = objective(batch, log_posts[:2], log_priors, SequenceConfig("mmi", acwt=ACWT, xent_regularize=0.0))
+    bf = brute_force(lats[:2], alis[:2], log_posts[:2], log_priors, ACWT)
+    torch.testing.assert_close(r["per_utt"], torch.tensor([b["mmi"] for b in bf], dtype=torch.float64), rtol=0, atol=1e-12)
+    assert prepare_batch(k2.create_fsa_vec([empty]), ["e"], {"e": np.array([5])}, PHONES) == (None, [("e", "empty lattice")])
+    with pytest.raises(ValueError, match="utterance 'utt1': its lattice has 6 frames but its alignment 5"):
+        prepare_batch(k2.create_fsa_vec([lats[1]]), ["utt1"], {"utt1": alis[1][:5]}, PHONES)
+    with pytest.raises(ValueError, match=r"utterance 'utt0': alignment has transition-ids outside \[1, 10\]"):
+        prepare_batch(k2.create_fsa_vec([lats[0]]), ["utt0"], {"utt0": np.array([1, 2, 11, 3])}, PHONES)
+
+
+def test_log_posteriors_are_floored_with_the_gradient_passing():
+    """Log posteriors below Kaldi's floor (-20 ln 10) score as the floor, and their gradient
+    is still the posterior difference (Kaldi's derivatives ignore the floor)."""
+    lats, lat, utts, ali_map, alis, log_posts, log_priors = problem(seed=11)
+    batch, _ = prepare_batch(lat, utts, ali_map, PHONES)
+    low = log_posts.clone()
+    low[:, 1] = -100.0
+    low[:, 2, :2] = -60.0
+    floored = low.clamp(min=-20 * math.log(10))
+    r, g = objective(batch, low, log_priors, SequenceConfig("mmi", acwt=ACWT, xent_regularize=0.0))
+    bf = brute_force(lats, alis, floored, log_priors, ACWT)
+    torch.testing.assert_close(r["per_utt"], torch.tensor([b["mmi"] for b in bf], dtype=torch.float64), rtol=0, atol=1e-5)
+    want = -padded([b["g_mmi"] for b in bf], log_posts.shape)
+    torch.testing.assert_close(g, want, rtol=0, atol=1e-6)
+    assert float(g[:, 1].abs().max()) > 0.1
