@@ -8,6 +8,7 @@ Inputs are on dyadic grids (log posteriors in 1/64, graph scores in 1/16, acwt 1
 the comparison is exact: every arc score is then a float32 number, as k2 stores them, and
 k2's double-precision sums must equal the float64 enumeration to rounding (1e-12); gradients
 are k2's float32 (1e-6)."""
+import json
 import math
 
 import numpy as np
@@ -410,3 +411,280 @@ def test_log_posteriors_are_floored_with_the_gradient_passing():
     want = -padded([b["g_mmi"] for b in bf], log_posts.shape)
     torch.testing.assert_close(g, want, rtol=0, atol=1e-6)
     assert float(g[:, 1].abs().max()) > 0.1
+
+
+# ------------------------------------------------------------ training on a tiny synthetic task
+# 12 one-state "phones" (phone p + 1 has pdf p; phone 1 is silence), a word per phone, and a
+# word-loop graph in k2 form as hclg_to_k2 makes them (labels pdf + 1, transition-ids, graph
+# scores): utterances are runs of 4-10 frames of one pdf, features carry the pdf weakly.
+SYN_PDFS = 12
+
+
+def syn_graph():
+    """Word loop: J (word boundary, start) -> s_p on a word's first frame, self-loops in s_p,
+    back to J on its last frame (transition-ids 2p+1 self-loop, 2p+2 exit, as Kaldi's 1-state
+    topology numbers them)."""
+    import k2
+
+    lines, ent, stay, leave = [], math.log(1 / SYN_PDFS), math.log(0.75), math.log(0.25)
+    for p in range(SYN_PDFS):  # state 0 = J, state p + 1 = s_p, state 13 final
+        lines.append(f"0 {p + 1} {p + 1} {p + 1} {2 * p + 1} {ent + stay!r}")
+        lines.append(f"0 0 {p + 1} {p + 1} {2 * p + 2} {ent + leave!r}")
+    lines.append(f"0 {SYN_PDFS + 1} -1 -1 0 0.0")
+    for p in range(SYN_PDFS):
+        lines.append(f"{p + 1} {p + 1} {p + 1} 0 {2 * p + 1} {stay!r}")
+        lines.append(f"{p + 1} 0 {p + 1} 0 {2 * p + 2} {leave!r}")
+    g = k2.Fsa.from_str("\n".join(lines + [str(SYN_PDFS + 1)]), aux_label_names=["aux_labels", "tid"])
+    g.graph_scores = g.scores.clone()
+    return k2.arc_sort(g)
+
+
+def syn_utterances(rng, n, prefix):
+    out = {}
+    for i in range(n):
+        labels, seq = [], []
+        while len(labels) < 30 or rng.random() > 0.3:
+            p = int(rng.choice([q for q in range(SYN_PDFS) if not seq or q != seq[-1]]))
+            seq.append(p)
+            labels += [p] * int(rng.integers(4, 11))
+        y = np.array(labels)
+        x = rng.standard_normal((len(y), 40)).astype(np.float32)
+        x[np.arange(len(y)), y] += 2.0
+        tids = 2 * y + 1
+        tids[np.r_[y[1:] != y[:-1], True]] += 1  # last frame of a run: the exit transition
+        out[f"{prefix}{i % 2}-{prefix}{i:02d}"] = (x, y, tids, " ".join(f"w{p}" for p in seq))
+    return out
+
+
+def write_syn_data(d, utts):
+    from kdhybrid.io.tables import MatrixWriter
+
+    d.mkdir(parents=True)
+    with MatrixWriter(d / "feats.ark", d / "feats.scp") as w:
+        for u in sorted(utts):
+            w.write(u, utts[u][0])
+    (d / "utt2spk").write_text("".join(f"{u} {u.split('-')[0]}\n" for u in sorted(utts)))
+    spk = sorted({u.split("-")[0] for u in utts})
+    (d / "spk2utt").write_text("".join(f"{s} {' '.join(u for u in sorted(utts) if u.startswith(s + '-'))}\n" for s in spk))
+    (d / "text").write_text("".join(f"{u} {utts[u][3]}\n" for u in sorted(utts)))
+
+
+def write_syn_cuts(d, utts):
+    from lhotse import CutSet, MonoCut
+    from lhotse.features.base import Features
+    from lhotse.features.io import NumpyFilesWriter
+
+    cuts = []
+    with NumpyFilesWriter(d / "arrays") as w:
+        for u in sorted(utts):
+            x, y = utts[u][:2]
+            info = w.store_array(f"f_{u}", x)
+            feats = Features(type="fbank", num_frames=len(x), num_features=40, frame_shift=0.01, sampling_rate=16000, start=0,
+                             duration=len(x) * 0.01, storage_type=info.storage_type, storage_path=info.storage_path,
+                             storage_key=info.storage_key)
+            cut = MonoCut(id=u, start=0, duration=len(x) * 0.01, channel=0, features=feats)
+            cuts.append(cut.with_custom("pdf_ali", w.store_array(u, y.astype(np.int32), frame_shift=0.01, temporal_dim=0)))
+    CutSet.from_cuts(cuts).to_file(d / "cuts.jsonl.gz")
+    return d / "cuts.jsonl.gz"
+
+
+@pytest.fixture(scope="module")
+def syn(tmp_path_factory):
+    """A data dir, cuts, an ali dir (Kaldi final.mdl + ali.1.gz), a graph dir and a CE model."""
+    from kdhybrid.io.tables import Int32VectorWriter
+    from kdhybrid.kaldi_libs import kaldi_hmm_gmm as khg
+    from kdhybrid.lang.lang_dir import make_topo
+    from kdhybrid.train.trainer import TrainConfig, train
+
+    d = tmp_path_factory.mktemp("syn")
+    rng = np.random.default_rng(12)
+    tr, dev = syn_utterances(rng, 16, "tr"), syn_utterances(rng, 6, "dv")
+    write_syn_data(d / "data/train", tr)
+    write_syn_data(d / "data/dev", dev)
+    (d / "cuts").mkdir()
+    cuts = write_syn_cuts(d / "cuts", tr)
+    ali = d / "exp/ali"
+    ali.mkdir(parents=True)
+    topo = khg.HmmTopology()
+    topo.read(make_topo(list(range(2, SYN_PDFS + 1)), [1], 1, 1))
+    tm = khg.TransitionModel(khg.monophone_context_dependency(list(range(1, SYN_PDFS + 1)), [0] + [1] * SYN_PDFS), topo)
+    (ali / "final.mdl").write_text(str(tm))
+    with Int32VectorWriter(ali / "ali.1.gz") as w:
+        for u in sorted(tr):
+            w.write(u, tr[u][2].astype(np.int32))
+    graph = d / "graph"
+    (graph / "phones").mkdir(parents=True)
+    torch.save(syn_graph().as_dict(), graph / "HCLG.k2.pt")
+    (graph / "graph.json").write_text(json.dumps({"num_pdfs": SYN_PDFS, "num_tids": 2 * SYN_PDFS}))
+    (graph / "words.txt").write_text("<eps> 0\n" + "".join(f"w{p} {p + 1}\n" for p in range(SYN_PDFS)))
+    (graph / "phones/silence.csl").write_text("1\n")
+    cfg = TrainConfig.from_dict(dict(model=dict(arch="tdnn", num_pdfs=SYN_PDFS, hidden=32, num_layers=2, dropout=0.0), epochs=4,
+                                     max_duration=1.0, lr=5e-3, warmup_steps=2, spec_augment=False, num_workers=0, threads=1, seed=3))
+    train(cfg, cuts, cuts, d / "exp/ce")
+    return d
+
+
+def test_kaldi_numerator_without_the_reference_path():
+    """skip_without_reference=False keeps a lattice that lacks the reference path with Kaldi's
+    numerator (the alignment's acoustic score alone); frames where no arc has the reference
+    pdf are dropped (no gradient), the others get numerator minus denominator posteriors."""
+    import k2
+
+    # frame 1 has pdf 3 only (reference pdf 2): no reference path
+    ali = [5, 5, 9]
+    arcs = [(0, 1, 5, -0.5), (0, 1, 1, -0.25), (1, 2, 7, 0.0), (2, 3, 9, -1.0), (2, 3, 3, 0.0), (3, 4, 0, -0.5)]
+    lat = make_lattice(arcs, 5)
+    vec = k2.create_fsa_vec([lat])
+    assert prepare_batch(vec, ["u"], {"u": np.array(ali)}, PHONES)[1] == [("u", "no reference path in the lattice")]
+    batch, skipped = prepare_batch(vec, ["u"], {"u": np.array(ali)}, PHONES, skip_without_reference=False)
+    assert skipped == [] and batch.without_reference == ["u"]
+    rng = np.random.default_rng(13)
+    log_posts, log_priors = dyadic(rng, 1, 3, NUM_PDFS), dyadic(rng, NUM_PDFS, lo=-2.0)
+    a = ACWT * (log_posts[0] - log_priors)
+    pdfs = [[TIDS[t][0] for t in p] for p in ([5, 7, 9], [5, 7, 3], [1, 7, 9], [1, 7, 3])]
+    graph = [-0.5 + 0 - 1.0 - 0.5, -0.5 + 0 + 0 - 0.5, -0.25 - 1.0 - 0.5, -0.25 - 0.5]
+    scores = [g + sum(float(a[t, p]) for t, p in enumerate(ps)) for g, ps in zip(graph, pdfs)]
+    den = logsumexp(scores)
+    num = sum(float(a[t, TIDS[x][0]]) for t, x in enumerate(ali))
+    r, g = objective(batch, log_posts, log_priors, SequenceConfig("mmi", acwt=ACWT, xent_regularize=0.0))
+    assert float(r["objective"]) == pytest.approx(num - den, abs=1e-12)
+    assert int(r["dropped_frames"]) == 1 and float(g[0, 1].abs().max()) == 0.0
+    want = torch.zeros(3, NUM_PDFS, dtype=torch.float64)
+    for s, ps in zip(scores, pdfs):
+        for t, p in enumerate(ps):
+            want[t, p] += math.exp(s - den)
+    for t in (0, 2):
+        want[t, TIDS[ali[t]][0]] -= 1.0
+    torch.testing.assert_close(g[0, [0, 2]], want[[0, 2]], rtol=0, atol=1e-6)
+
+
+def make_syn_denlats(syn, out, acwt=1.0):
+    """Denominator lattices of the synthetic training data by the CE model, as
+    kdhybrid.bin.make_denlats writes them (one job)."""
+    from kdhybrid.decode.acoustic import load_scorer
+    from kdhybrid.decode.denlats import make_den_lattices
+    from kdhybrid.decode.k2_backend import load_k2_graph
+    from kdhybrid.decode.lattice import save_lattices
+
+    out.mkdir(parents=True)
+    utts, lat, stats = make_den_lattices(load_scorer(syn / "exp/ce"), load_k2_graph(syn / "graph/HCLG.k2.pt"), syn / "data/train",
+                                         acwt, 13.0, 7.0, 200, 5000, 2500)
+    save_lattices(out / "lat.1.pt", utts, lat, acwt)
+    (out / "denlats.json").write_text(json.dumps(dict(model=str(syn / "exp/ce"), num_pdfs=SYN_PDFS, num_transition_ids=2 * SYN_PDFS,
+                                                      silence_phones=[1], num_jobs=1, acwt=acwt, **stats)))
+    return out
+
+
+def seq_cfg(criterion="smbr", epochs=2, **kw):
+    from kdhybrid.train.sequence_trainer import SequenceTrainConfig
+
+    # the toy network's posteriors are soft (max ~0.7 a frame): acoustic scale 1 here
+    return SequenceTrainConfig(sequence=SequenceConfig(criterion, acwt=1.0, **kw), epochs=epochs, max_duration=1.5, lr=1e-3,
+                               threads=1, seed=5)
+
+
+def test_training_resumes_exactly_and_stops_on_divergence(syn, tmp_path, monkeypatch):
+    """Kill after epoch 1 and resume == an uninterrupted run, weights and priors; a NaN
+    objective stops naming the epoch and batch and keeps the last good checkpoint; lattices
+    of another model are refused naming both pdf counts."""
+    import kdhybrid.train.sequence_trainer as st
+    from kdhybrid.train.trainer import load_final
+
+    den = make_syn_denlats(syn, tmp_path / "den")
+    args = (syn / "cuts/cuts.jsonl.gz", syn / "exp/ali", den, syn / "exp/ce/final.pt")
+    whole = st.train_sequence(seq_cfg(), *args, tmp_path / "whole")
+    st.train_sequence(seq_cfg(), *args, tmp_path / "killed", stop_after=1)
+    assert not (tmp_path / "killed/final.pt").exists() and (tmp_path / "killed/epoch-1.pt").is_file()
+    resumed = st.train_sequence(seq_cfg(), *args, tmp_path / "killed", resume=True)
+    untimed = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h]  # noqa: E731
+    assert untimed(resumed["history"]) == untimed(whole["history"])
+    a, b = torch.load(tmp_path / "whole/final.pt"), torch.load(tmp_path / "killed/final.pt")
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    assert torch.equal(a["log_priors"], b["log_priors"])
+    h = whole["history"]
+    assert h[0]["skipped_utts"] == 0 and h[0]["frames"] == 781 and 0 < h[0]["objective_per_frame"] < h[1]["objective_per_frame"] < 1
+    model, priors, ck = load_final(tmp_path / "whole/final.pt")
+    assert ck["criterion"] == "smbr" and abs(float(priors.exp().sum()) - 1) < 1e-5
+    assert not torch.equal(priors, ck["src_log_priors"])
+    # divergence in epoch 2
+    calls, real = [0], st.sequence_objective
+
+    def nan_on_call(n):
+        def f(*a, **k):
+            calls[0] += 1
+            r = real(*a, **k)
+            if calls[0] == n:
+                r["loss"], r["objective"] = r["loss"] * float("nan"), r["objective"] * float("nan")
+            return r
+        return f
+
+    per_epoch = h[0]["batches"]
+    monkeypatch.setattr(st, "sequence_objective", nan_on_call(per_epoch + 2))
+    with pytest.raises(st.DivergedError, match=rf"epoch 2, batch 2: the smbr objective is nan .* last good checkpoint is .*epoch-1.pt"):
+        st.train_sequence(seq_cfg(), *args, tmp_path / "nan")
+    assert (tmp_path / "nan/epoch-1.pt").is_file() and not (tmp_path / "nan/epoch-2.pt").exists()
+    assert not (tmp_path / "nan/final.pt").exists()
+    monkeypatch.setattr(st, "sequence_objective", real)
+    info = json.loads((den / "denlats.json").read_text())
+    (den / "denlats.json").write_text(json.dumps(dict(info, num_pdfs=SYN_PDFS + 3)))
+    with pytest.raises(ValueError, match=rf"with {SYN_PDFS + 3} pdfs, but .*final.pt has {SYN_PDFS} pdfs"):
+        st.train_sequence(seq_cfg(), *args, tmp_path / "other")
+
+
+def test_make_denlats_and_train_sequence_steps(syn, repo, venv_env, tmp_path):
+    """steps/make_denlats.sh (2 jobs, resumable) and steps/train_sequence.sh (bMMI, dev WER per
+    epoch) on the synthetic task; the result decodes like any model."""
+    import subprocess
+
+    from kdhybrid.decode.acoustic import load_scorer
+    from kdhybrid.decode.denlats import DenLatticeStore
+
+    def run(*cmd):
+        r = subprocess.run(["bash", *map(str, cmd)], cwd=repo, env=venv_env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        return r.stdout
+
+    den = tmp_path / "den"
+    run("steps/make_denlats.sh", "--nj", 2, "--acwt", 1.0, "--graph-dir", syn / "graph", syn / "data/train", syn / "graph",
+        syn / "exp/ce", den)
+    info = json.loads((den / "denlats.json").read_text())
+    assert (info["utts"], info["frames"], info["no_path"], info["num_pdfs"], info["num_transition_ids"]) == (16, 781, 0, SYN_PDFS, 24)
+    assert info["silence_phones"] == [1] and info["arcs_per_frame"] > 3
+    store = DenLatticeStore(den)
+    assert len(store) == 16 and store.lattices(["tr1-tr03"]).frame.max() > 0
+    assert "is complete" in run("steps/make_denlats.sh", "--nj", 2, "--acwt", 1.0, "--graph-dir", syn / "graph", syn / "data/train",
+                                syn / "graph", syn / "exp/ce", den)
+    exp = tmp_path / "bmmi"
+    out = run("steps/train_sequence.sh", "--criterion", "bmmi", "--boost", 0.5, "--acwt", 1.0, "--epochs", 2, "--lr", 0.001,
+              "--max-duration", 1.5, "--threads", 1, "--cuts", syn / "cuts", "--dev-data", syn / "data/dev", "--graph-dir", syn / "graph",
+              syn / "data/train", syn / "exp/ali", den, syn / "exp/ce", exp)
+    assert "train_sequence:" in out and "dev WER" in out
+    h = json.loads((exp / "history.json").read_text())
+    assert [x["epoch"] for x in h] == [1, 2] and all(0 <= x["dev_wer"] <= 100 for x in h)
+    assert all(x["objective_per_frame"] < 0 for x in h) and h[1]["objective_per_frame"] > h[0]["objective_per_frame"]
+    assert (exp / "sequence_curve.png").stat().st_size > 1000
+    log = (exp / "log/train.log").read_text()
+    assert '"dev_wer"' in log and "bmmi from" in log
+    scorer = load_scorer(exp)
+    assert scorer.num_pdfs == SYN_PDFS and "in memory" not in scorer.description
+
+
+def test_unigram_grammar_of_the_transcripts(tmp_path):
+    """The denominator LM: each word's and </s>'s relative frequency in the transcripts (Kaldi's
+    make_unigram_grammar.pl), a one-state G with those costs (kaldingram's own order 1 drops words)."""
+    from kdhybrid.kaldi_libs import kaldifst, kaldilm
+    from kdhybrid.lang.ngram import train_arpa
+
+    (tmp_path / "t.txt").write_text("a b c\nb c d\na a b\n")
+    assert train_arpa(tmp_path / "t.txt", 1, tmp_path / "u.arpa") == {"1": 6}
+    probs = {w: 10 ** float(p) for p, w in (line.split("\t") for line in (tmp_path / "u.arpa").read_text().splitlines() if "\t" in line)}
+    assert probs == pytest.approx({"<s>": 1e-99, "</s>": 3 / 12, "a": 3 / 12, "b": 3 / 12, "c": 2 / 12, "d": 1 / 12}, rel=1e-6)
+    (tmp_path / "words.txt").write_text("<eps> 0\na 1\nb 2\nc 3\nd 4\n#0 5\n<s> 6\n</s> 7\n")
+    kaldilm.arpa2fst(input_arpa=str(tmp_path / "u.arpa"), output_fst=str(tmp_path / "G.fst"), disambig_symbol="#0",
+                     read_symbol_table=str(tmp_path / "words.txt"))
+    g = kaldifst.StdVectorFst.read(str(tmp_path / "G.fst"))
+    arcs = sorted(line.split() for line in str(g).strip().splitlines())
+    assert g.num_states == 1 and [a[2] for a in arcs if len(a) > 2] == ["1", "2", "3", "4"]
+    costs = {a[2]: float(a[4]) for a in arcs if len(a) > 2}
+    assert costs == pytest.approx({"1": math.log(4), "2": math.log(4), "3": math.log(6), "4": math.log(12)}, abs=1e-4)

@@ -14,14 +14,26 @@ Lattices from :func:`kdhybrid.decode.k2_backend.search` are epsilon-free (every 
 final ones consumes one frame), so an arc's frame is the number of arcs on any path from the
 start state to its source state; :func:`arc_frames` computes it from the topology (and refuses
 a lattice where two paths reach a state after different numbers of frames).
+
+A denominator-lattice dir (``steps/make_denlats.sh``) holds ``lat.JOB.pt`` per job (the decode
+dirs' format, :func:`kdhybrid.decode.lattice.save_lattices`, words left out), ``denlats.JOB.json``
+(what the job did; a job with both is done) and ``denlats.json``: the source model, its pdf
+and transition-id counts, the silence phones, acwt and beams.
 """
 from __future__ import annotations
 
+import json
+import logging
+import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+
+Pathlike = Union[str, Path]
+log = logging.getLogger("kdhybrid.denlats")
 
 
 def arc_frames(lat) -> torch.Tensor:
@@ -151,3 +163,83 @@ def select(lat, keep: Sequence[int]):
     import k2
 
     return k2.index_fsa(lat, torch.tensor(list(keep), dtype=torch.int32))
+
+
+def make_den_lattices(scorer, graph, data_dir: Pathlike, acwt: float, beam: float, lattice_beam: float, min_active: int,
+                      max_active: int, batch_frames: int, search_frames: int = 1500) -> Tuple[List[str], object, Dict[str, float]]:
+    """Denominator lattices of a data dir's utterances, searched as a decoder would
+    (:func:`kdhybrid.decode.k2_backend.search`: Kaldi's beam, lattice beam, max-active) and kept
+    with each arc's frame, pdf, transition-id and graph score (words are dropped).
+
+    :param scorer: a :class:`kdhybrid.decode.acoustic.AcousticScorer` (the source model).
+    :param graph: the k2 HCLG (:func:`kdhybrid.decode.k2_backend.hclg_to_k2`), usually of a
+        unigram LM of the training transcripts.
+    :return: (utterances, FsaVec of their lattices, counts: utts, frames, no_path, arcs per
+        frame, seconds of acoustic scoring and of search)."""
+    import k2
+
+    from kdhybrid.decode.acoustic import iter_feature_batches
+    from kdhybrid.decode.k2_backend import search
+
+    all_utts, lats = [], []
+    frames = no_path = 0
+    t_am = t_search = 0.0
+    for utts, feats, cmvn in iter_feature_batches(data_dir, batch_frames):
+        t0 = time.time()
+        scores = [acwt * ll for ll in scorer.loglikes(feats, cmvn)]
+        t1 = time.time()
+        lat, failed = search(graph, scores, beam, lattice_beam, min_active, max_active, search_frames, utts=utts, log=log)
+        t_search += time.time() - t1
+        t_am += t1 - t0
+        no_path += failed
+        if hasattr(lat, "aux_labels"):
+            del lat.aux_labels
+        lats.append(add_frames(lat))
+        frames += sum(len(f) for f in feats)
+        all_utts += utts
+    if not lats:
+        raise ValueError(f"{data_dir}: no utterances")
+    lat = k2.cat(lats) if len(lats) > 1 else lats[0]
+    stats = {"utts": len(all_utts), "frames": frames, "no_path": no_path, "arcs_per_frame": round(lat.num_arcs / max(frames, 1), 1),
+             "seconds_acoustic": round(t_am, 2), "seconds_search": round(t_search, 2)}
+    return all_utts, lat, stats
+
+
+def read_denlats_info(den_dir: Pathlike) -> Dict[str, object]:
+    """``<den_dir>/denlats.json``, with a clear error when the dir is not a finished one."""
+    p = Path(den_dir) / "denlats.json"
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: missing (make the lattices with steps/make_denlats.sh)")
+    return json.loads(p.read_text())
+
+
+class DenLatticeStore:
+    """Every ``lat.*.pt`` of a denominator-lattice dir, in memory; lattices by utterance."""
+
+    def __init__(self, den_dir: Pathlike):
+        import k2
+
+        from kdhybrid.decode.lattice import load_lattices
+
+        self.dir = Path(den_dir)
+        self.info = read_denlats_info(den_dir)
+        files = sorted(self.dir.glob("lat.*.pt"), key=lambda p: int(p.name.split(".")[1]))
+        if len(files) != int(self.info["num_jobs"]):
+            raise FileNotFoundError(f"{self.dir}: {len(files)} lat.*.pt files for {self.info['num_jobs']} jobs (an unfinished make_denlats.sh?)")
+        self.parts, self.where = [], {}
+        for f in files:
+            utts, lat, _ = load_lattices(f)
+            for i, u in enumerate(utts):
+                self.where[u] = (len(self.parts), i)
+            self.parts.append(add_frames(lat))
+        self._k2 = k2
+
+    def __contains__(self, utt: str) -> bool:
+        return utt in self.where
+
+    def __len__(self) -> int:
+        return len(self.where)
+
+    def lattices(self, utts: Sequence[str]):
+        """FsaVec of the lattices of ``utts`` (all of which must be in the store), in order."""
+        return self._k2.create_fsa_vec([self.parts[j][i] for j, i in (self.where[u] for u in utts)])

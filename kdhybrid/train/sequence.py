@@ -17,6 +17,9 @@ Kaldi's derivatives do). Sums over paths are k2's, in the log semiring and doubl
   constant of the utterance: the gradients are identical, and here a lattice that holds only
   the reference path scores exactly 0 (in general MMI <= 0). Gradient with respect to
   ``a[n, t, j]``: numerator one-hot minus denominator posterior of pdf ``j`` at frame ``t``.
+  Utterances whose lattice lacks the reference path are skipped (``skip_without_reference``);
+  kept, they get Kaldi's numerator (graph term 0), and frame dropping handles the frames where
+  the lattice lacks the reference pdf.
 * **Boosted MMI** (``bmmi``): Kaldi's ``LatticeBoost``: each denominator arc's score gains
   ``boost * error``, error 1 when the arc's phone differs from the alignment's phone at that
   frame, except 0 when the arc's phone is a silence phone (Kaldi's max_silence_error 0 in
@@ -26,8 +29,8 @@ Kaldi's derivatives do). Sums over paths are k2's, in the log semiring and doubl
   gives the alignment's pdf a posterior below ``drop_threshold`` get no gradient (the
   objective is still summed over all frames, as Kaldi reports it). Kaldi drops frames whose
   reference pdf is missing from its single-precision posteriors, i.e. below 2^-150 (rounds to
-  0 in float32): the default. Lattices here always hold the reference path (others are
-  skipped), so a frame is dropped only where the reference's posterior underflows.
+  0 in float32): the default. Where lattices must hold the reference path (the default),
+  a frame is dropped only where the reference's posterior underflows.
 * **sMBR**: the expected frame accuracy ``sum over acoustic arcs of posterior * accuracy``;
   accuracy 1 where the arc's pdf is the alignment's, or, with ``one_silence_class`` (Kaldi's
   default), where both the arc's and the alignment's phones are silence phones (without it:
@@ -44,7 +47,7 @@ so it passes through the log-softmax unchanged.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -68,6 +71,7 @@ class SequenceConfig:
     drop_frames: bool = True  # mmi and bmmi
     drop_threshold: float = KALDI_ZERO_POSTERIOR
     one_silence_class: bool = True  # smbr
+    skip_without_reference: bool = True  # False: Kaldi's acoustic-only numerator for those utterances
     xent_regularize: float = 0.1
     log_post_floor: float = LOG_POST_FLOOR
 
@@ -93,6 +97,14 @@ class SequenceConfig:
         return asdict(self)
 
 
+def silence_phones(lang_dir: Pathlike) -> List[int]:
+    """The silence phones of a lang dir (``phones/silence.csl``), as Kaldi's scripts pass them."""
+    csl = Path(lang_dir) / "phones" / "silence.csl"
+    if not csl.is_file():
+        raise FileNotFoundError(f"{csl}: missing (not a lang dir?)")
+    return [int(x) for x in csl.read_text().strip().split(":") if x]
+
+
 @dataclass
 class PhoneSets:
     """What the objectives need from the transition model and the lang dir.
@@ -104,16 +116,13 @@ class PhoneSets:
     silence: Sequence[int]
 
     @classmethod
-    def load(cls, model: Pathlike, lang_dir: Pathlike) -> "PhoneSets":
-        """From a Kaldi ``final.mdl`` (an ali dir's, ours or Kaldi's) and a lang dir's
-        ``phones/silence.csl``."""
+    def load(cls, model: Pathlike, silence: Sequence[int]) -> "PhoneSets":
+        """From a Kaldi ``final.mdl`` (an ali dir's, ours or Kaldi's) and the silence phones
+        (:func:`silence_phones`)."""
         from kdhybrid.gmm.kaldi_model import read_transition_model
 
         tables = read_transition_model(model)
-        csl = Path(lang_dir) / "phones" / "silence.csl"
-        if not csl.is_file():
-            raise FileNotFoundError(f"{csl}: missing (not a lang dir?)")
-        return cls(tables.tid2pdf, tables.tid2phone, [int(x) for x in csl.read_text().strip().split(":") if x])
+        return cls(tables.tid2pdf, tables.tid2phone, list(silence))
 
     @property
     def num_tids(self) -> int:
@@ -139,7 +148,8 @@ class DenominatorBatch:
     (``index``): ``accuracy`` (sMBR frame accuracy), ``error`` (boosting phone error) as float64,
     ``on_reference`` (its pdf is the alignment's at its frame). Per utterance: ``lengths`` (N,)
     int64 frames, ``num_graph`` (N,) float64 log-sum of the numerator paths' graph scores;
-    ``ref_pdf`` (N, T) int64 alignment pdfs, -1 on padding."""
+    ``ref_pdf`` (N, T) int64 alignment pdfs, -1 on padding; ``without_reference``: utterances
+    kept although their lattice lacks the reference path (numerator graph term 0)."""
 
     utts: List[str]
     lengths: torch.Tensor
@@ -151,6 +161,7 @@ class DenominatorBatch:
     on_reference: torch.Tensor
     num_graph: torch.Tensor
     ref_pdf: torch.Tensor
+    without_reference: List[str] = field(default_factory=list)
 
     @property
     def num_frames(self) -> int:
@@ -159,12 +170,16 @@ class DenominatorBatch:
 
 def prepare_batch(
     lat, utts: Sequence[str], alignments: Mapping[str, np.ndarray], phones: PhoneSets, one_silence_class: bool = True,
+    skip_without_reference: bool = True,
 ) -> Tuple[Optional[DenominatorBatch], List[Tuple[str, str]]]:
     """Denominator lattices and numerator alignments of utterances, checked.
 
     :param lat: k2 FsaVec, one denominator lattice per utterance of ``utts`` (labels pdf+1,
         ``tid``, ``graph_scores``; ``frame`` is computed and added when missing).
     :param alignments: utterance -> (T,) int transition-ids (the numerator).
+    :param skip_without_reference: skip an utterance whose lattice has no path with the
+        alignment's pdfs; otherwise keep it with Kaldi's numerator, the alignment's acoustic
+        score alone (its graph term 0; listed in ``without_reference``).
     :return: (the batch of the usable utterances, or None when none is; the skipped ones as
         (utterance, reason): no alignment, an empty lattice, or a lattice without the
         reference path).
@@ -225,17 +240,18 @@ def prepare_batch(
     num.scores = num_scores
     num_graph = num.get_tot_scores(log_semiring=True, use_double_scores=True)
     missing = [i for i in range(n) if not math.isfinite(float(num_graph[i]))]
-    if missing:
+    if missing and skip_without_reference:
         skipped += [(kutts[i], "no reference path in the lattice") for i in missing]
         ok = [i for i in range(n) if i not in set(missing)]
         if not ok:
             return None, skipped
         batch, more = prepare_batch(select(lat, ok), [kutts[i] for i in ok], alignments, phones, one_silence_class)
         return batch, skipped + more
+    num_graph[missing] = 0.0
     return DenominatorBatch(
         utts=kutts, lengths=lat_len, lattice=lat, index=index, graph=lat.graph_scores.to(torch.float64),
         accuracy=acc.to(torch.float64), error=err.to(torch.float64), on_reference=on_ref, num_graph=num_graph.detach(),
-        ref_pdf=ref_pdf,
+        ref_pdf=ref_pdf, without_reference=[kutts[i] for i in missing],
     ), skipped
 
 
