@@ -414,29 +414,11 @@ def test_log_posteriors_are_floored_with_the_gradient_passing():
 
 
 # ------------------------------------------------------------ training on a tiny synthetic task
-# 12 one-state "phones" (phone p + 1 has pdf p; phone 1 is silence), a word per phone, and a
-# word-loop graph in k2 form as hclg_to_k2 makes them (labels pdf + 1, transition-ids, graph
-# scores): utterances are runs of 4-10 frames of one pdf, features carry the pdf weakly.
+# A lang dir of 12 one-state phones p0..p11 (p0 silence) and a word per phone (w<p> = p<p>),
+# a monophone tree (pdf p = phone p<p>), the unigram HCLG of the training transcripts, all made
+# by the library as the recipe makes them; utterances are runs of 4-10 frames of one pdf, the
+# features carry the pdf weakly.
 SYN_PDFS = 12
-
-
-def syn_graph():
-    """Word loop: J (word boundary, start) -> s_p on a word's first frame, self-loops in s_p,
-    back to J on its last frame (transition-ids 2p+1 self-loop, 2p+2 exit, as Kaldi's 1-state
-    topology numbers them)."""
-    import k2
-
-    lines, ent, stay, leave = [], math.log(1 / SYN_PDFS), math.log(0.75), math.log(0.25)
-    for p in range(SYN_PDFS):  # state 0 = J, state p + 1 = s_p, state 13 final
-        lines.append(f"0 {p + 1} {p + 1} {p + 1} {2 * p + 1} {ent + stay!r}")
-        lines.append(f"0 0 {p + 1} {p + 1} {2 * p + 2} {ent + leave!r}")
-    lines.append(f"0 {SYN_PDFS + 1} -1 -1 0 0.0")
-    for p in range(SYN_PDFS):
-        lines.append(f"{p + 1} {p + 1} {p + 1} 0 {2 * p + 1} {stay!r}")
-        lines.append(f"{p + 1} 0 {p + 1} 0 {2 * p + 2} {leave!r}")
-    g = k2.Fsa.from_str("\n".join(lines + [str(SYN_PDFS + 1)]), aux_label_names=["aux_labels", "tid"])
-    g.graph_scores = g.scores.clone()
-    return k2.arc_sort(g)
 
 
 def syn_utterances(rng, n, prefix):
@@ -451,7 +433,7 @@ def syn_utterances(rng, n, prefix):
         x = rng.standard_normal((len(y), 40)).astype(np.float32)
         x[np.arange(len(y)), y] += 2.0
         tids = 2 * y + 1
-        tids[np.r_[y[1:] != y[:-1], True]] += 1  # last frame of a run: the exit transition
+        tids[np.r_[True, y[1:] != y[:-1]]] += 1  # the forward transition on a run's first frame (Kaldi's reordered HMMs)
         out[f"{prefix}{i % 2}-{prefix}{i:02d}"] = (x, y, tids, " ".join(f"w{p}" for p in seq))
     return out
 
@@ -490,10 +472,16 @@ def write_syn_cuts(d, utts):
 
 @pytest.fixture(scope="module")
 def syn(tmp_path_factory):
-    """A data dir, cuts, an ali dir (Kaldi final.mdl + ali.1.gz), a graph dir and a CE model."""
+    """Data dirs, cuts, a lang dir, a tree dir (exp/mono), an ali dir of the true alignments,
+    the unigram graph (graph/) and a CE model (exp/ce)."""
+    import shutil
+
+    from kdhybrid.decode.graph import make_hclg
+    from kdhybrid.gmm.align import Lang
+    from kdhybrid.gmm.train import init_mono
     from kdhybrid.io.tables import Int32VectorWriter
-    from kdhybrid.kaldi_libs import kaldi_hmm_gmm as khg
-    from kdhybrid.lang.lang_dir import make_topo
+    from kdhybrid.lang.lang_dir import LangConfig, prepare_lang
+    from kdhybrid.lang.ngram import format_lm, unigram_arpa
     from kdhybrid.train.trainer import TrainConfig, train
 
     d = tmp_path_factory.mktemp("syn")
@@ -503,21 +491,25 @@ def syn(tmp_path_factory):
     write_syn_data(d / "data/dev", dev)
     (d / "cuts").mkdir()
     cuts = write_syn_cuts(d / "cuts", tr)
+    dd = d / "data/local/dict"
+    dd.mkdir(parents=True)
+    (dd / "silence_phones.txt").write_text("p0\n")
+    (dd / "optional_silence.txt").write_text("p0\n")
+    (dd / "nonsilence_phones.txt").write_text("".join(f"p{p}\n" for p in range(1, SYN_PDFS)))
+    (dd / "lexicon.txt").write_text("".join(f"w{p} p{p}\n" for p in range(SYN_PDFS)))
+    prepare_lang(dd, "w0", d / "data/lang", LangConfig(position_dependent_phones=False, num_sil_states=1, num_nonsil_states=1))
+    tree = init_mono(Lang(d / "data/lang"), rng.standard_normal((50, 40)))
+    tree.save(d / "exp/mono")
     ali = d / "exp/ali"
     ali.mkdir(parents=True)
-    topo = khg.HmmTopology()
-    topo.read(make_topo(list(range(2, SYN_PDFS + 1)), [1], 1, 1))
-    tm = khg.TransitionModel(khg.monophone_context_dependency(list(range(1, SYN_PDFS + 1)), [0] + [1] * SYN_PDFS), topo)
-    (ali / "final.mdl").write_text(str(tm))
+    shutil.copy(d / "exp/mono/final.mdl", ali)
     with Int32VectorWriter(ali / "ali.1.gz") as w:
         for u in sorted(tr):
             w.write(u, tr[u][2].astype(np.int32))
-    graph = d / "graph"
-    (graph / "phones").mkdir(parents=True)
-    torch.save(syn_graph().as_dict(), graph / "HCLG.k2.pt")
-    (graph / "graph.json").write_text(json.dumps({"num_pdfs": SYN_PDFS, "num_tids": 2 * SYN_PDFS}))
-    (graph / "words.txt").write_text("<eps> 0\n" + "".join(f"w{p} {p + 1}\n" for p in range(SYN_PDFS)))
-    (graph / "phones/silence.csl").write_text("1\n")
+    (d / "lm.txt").write_text("".join(tr[u][3] + "\n" for u in sorted(tr)))
+    unigram_arpa(d / "lm.txt", d / "unigram.arpa")
+    format_lm(d / "data/lang", d / "unigram.arpa", d / "data/lang_ug")
+    make_hclg(d / "data/lang_ug", tree, d / "graph", model_dir=d / "exp/mono")
     cfg = TrainConfig.from_dict(dict(model=dict(arch="tdnn", num_pdfs=SYN_PDFS, hidden=32, num_layers=2, dropout=0.0), epochs=4,
                                      max_duration=1.0, lr=5e-3, warmup_steps=2, spec_augment=False, num_workers=0, threads=1, seed=3))
     train(cfg, cuts, cuts, d / "exp/ce")
@@ -632,33 +624,50 @@ def test_training_resumes_exactly_and_stops_on_divergence(syn, tmp_path, monkeyp
         st.train_sequence(seq_cfg(), *args, tmp_path / "other")
 
 
-def test_make_denlats_and_train_sequence_steps(syn, repo, venv_env, tmp_path):
-    """steps/make_denlats.sh (2 jobs, resumable) and steps/train_sequence.sh (bMMI, dev WER per
-    epoch) on the synthetic task; the result decodes like any model."""
+def test_align_nnet_make_denlats_and_train_sequence_steps(syn, repo, venv_env, tmp_path):
+    """The chain of steps on the synthetic task: steps/align_nnet.sh (the CE model's numerator
+    alignments), steps/make_denlats.sh (2 jobs; a re-run finds it complete) and
+    steps/train_sequence.sh (bMMI, dev WER each epoch); the result decodes like any model."""
     import subprocess
 
     from kdhybrid.decode.acoustic import load_scorer
     from kdhybrid.decode.denlats import DenLatticeStore
+    from kdhybrid.gmm.train import read_alignments
 
     def run(*cmd):
         r = subprocess.run(["bash", *map(str, cmd)], cwd=repo, env=venv_env, capture_output=True, text=True)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         return r.stdout
 
-    den = tmp_path / "den"
-    run("steps/make_denlats.sh", "--nj", 2, "--acwt", 1.0, "--graph-dir", syn / "graph", syn / "data/train", syn / "graph",
-        syn / "exp/ce", den)
+    ali, den, exp = tmp_path / "ali", tmp_path / "den", tmp_path / "bmmi"
+    out = run("steps/align_nnet.sh", "--nj", 1, "--tree-dir", syn / "exp/mono", syn / "data/train", syn / "data/lang", syn / "exp/ce", ali)
+    assert "aligned 16 utterances" in out and "0 failed" in out
+    true, got = read_alignments(syn / "exp/ali"), read_alignments(ali)
+    assert sorted(got) == sorted(true) and all((ali / f).is_file() for f in ("final.mdl", "tree", "final.pkl"))
+    agree = sum(int((got[u] == true[u]).sum()) for u in true) / sum(len(a) for a in true.values())
+    assert agree > 0.9
+    denlats = ("steps/make_denlats.sh", "--nj", 2, "--acwt", 1.0, "--graph-dir", syn / "graph", syn / "data/train", syn / "data/lang",
+               syn / "exp/ce", den)
+    run(*denlats)
     info = json.loads((den / "denlats.json").read_text())
     assert (info["utts"], info["frames"], info["no_path"], info["num_pdfs"], info["num_transition_ids"]) == (16, 781, 0, SYN_PDFS, 24)
     assert info["silence_phones"] == [1] and info["arcs_per_frame"] > 3
     store = DenLatticeStore(den)
-    assert len(store) == 16 and store.lattices(["tr1-tr03"]).frame.max() > 0
-    assert "is complete" in run("steps/make_denlats.sh", "--nj", 2, "--acwt", 1.0, "--graph-dir", syn / "graph", syn / "data/train",
-                                syn / "graph", syn / "exp/ce", den)
-    exp = tmp_path / "bmmi"
+    assert len(store) == 16 and sorted(store.where) == sorted(true) and sorted({j for j, _ in store.where.values()}) == [0, 1]
+    assert "is complete" in run(*denlats)
+    # the training cuts must carry the numerator's pdfs: those of the true alignment are refused
+    from kdhybrid.gmm.kaldi_model import read_transition_model
+    from kdhybrid.io.datadir import iter_utterance_features
+    from kdhybrid.train.sequence_trainer import train_sequence
+
+    with pytest.raises(ValueError, match=r"utterance '.*': the cuts' labels are not the pdfs of .*ali \(cuts of another alignment"):
+        train_sequence(seq_cfg(epochs=1), syn / "cuts/cuts.jsonl.gz", ali, den, syn / "exp/ce/final.pt", tmp_path / "refused")
+    t2p = read_transition_model(ali / "final.mdl").tid2pdf
+    (tmp_path / "cuts").mkdir()
+    write_syn_cuts(tmp_path / "cuts", {u: (x, t2p[got[u]]) for u, x, _ in iter_utterance_features(syn / "data/train")})
     out = run("steps/train_sequence.sh", "--criterion", "bmmi", "--boost", 0.5, "--acwt", 1.0, "--epochs", 2, "--lr", 0.001,
-              "--max-duration", 1.5, "--threads", 1, "--cuts", syn / "cuts", "--dev-data", syn / "data/dev", "--graph-dir", syn / "graph",
-              syn / "data/train", syn / "exp/ali", den, syn / "exp/ce", exp)
+              "--max-duration", 1.5, "--threads", 1, "--cuts", tmp_path / "cuts", "--dev-data", syn / "data/dev", "--graph-dir",
+              syn / "graph", syn / "data/train", ali, den, syn / "exp/ce", exp)
     assert "train_sequence:" in out and "dev WER" in out
     h = json.loads((exp / "history.json").read_text())
     assert [x["epoch"] for x in h] == [1, 2] and all(0 <= x["dev_wer"] <= 100 for x in h)
