@@ -563,7 +563,8 @@ def make_syn_denlats(syn, out, acwt=1.0):
                                          acwt, 13.0, 7.0, 200, 5000, 2500)
     save_lattices(out / "lat.1.pt", utts, lat, acwt)
     (out / "denlats.json").write_text(json.dumps(dict(model=str(syn / "exp/ce"), num_pdfs=SYN_PDFS, num_transition_ids=2 * SYN_PDFS,
-                                                      silence_phones=[1], num_jobs=1, acwt=acwt, **stats)))
+                                                      silence_phones=[1], num_jobs=1, acwt=acwt, beam=13.0, lattice_beam=7.0,
+                                                      min_active=200, max_active=5000, graph_dir=str(syn / "graph"), **stats)))
     return out
 
 
@@ -677,6 +678,63 @@ def test_align_nnet_make_denlats_and_train_sequence_steps(syn, repo, venv_env, t
     assert '"dev_wer"' in log and "bmmi from" in log
     scorer = load_scorer(exp)
     assert scorer.num_pdfs == SYN_PDFS and "in memory" not in scorer.description
+
+
+def test_lattices_rescored_by_their_model_and_skipped_utterances_named(syn, tmp_path, caplog):
+    """The source model's scores put back on its own lattices reproduce them; the trainer skips
+    an utterance without a lattice and one whose lattice lacks its (altered) reference, names
+    each once in the log and counts them every epoch."""
+    import logging
+    import shutil
+
+    from kdhybrid.decode.acoustic import iter_feature_batches, load_scorer
+    from kdhybrid.decode.denlats import select
+    from kdhybrid.decode.lattice import load_lattices, save_lattices
+    from kdhybrid.gmm.train import read_alignments
+    from kdhybrid.io.tables import Int32VectorWriter
+    from kdhybrid.train.sequence_trainer import train_sequence
+
+    den = make_syn_denlats(syn, tmp_path / "den")
+    utts, lat, acwt = load_lattices(den / "lat.1.pt")
+    scorer = load_scorer(syn / "exp/ce")
+    ll = {u: s for b in iter_feature_batches(syn / "data/train") for u, s in zip(b[0], scorer.loglikes(b[1], b[2]))}
+    pad = torch.zeros(len(utts), max(len(v) for v in ll.values()), SYN_PDFS, dtype=torch.float64)
+    for i, u in enumerate(utts):
+        pad[i, : len(ll[u])] = acwt * ll[u].double()
+    stored = lat.scores.clone()
+    rescore(lat, pad)
+    torch.testing.assert_close(lat.scores, stored, rtol=0, atol=2e-5)
+    # drop the first utterance's lattice; give the second a reference pdf its lattice lacks at frame 0
+    save_lattices(den / "lat.1.pt", utts[1:], select(lat, range(1, len(utts))), acwt)
+    ali = tmp_path / "ali"
+    ali.mkdir()
+    shutil.copy(syn / "exp/ali/final.mdl", ali)
+    alis = read_alignments(syn / "exp/ali")
+    at0 = {int(x) for x in lat[1].labels[lat[1].frame == 0].tolist()}  # pdf + 1 of the arcs at frame 0
+    p = min(q for q in range(SYN_PDFS) if q + 1 not in at0)
+    alis[utts[1]][0] = 2 * p + 2
+    with Int32VectorWriter(ali / "ali.1.gz") as w:
+        for u in sorted(alis):
+            w.write(u, alis[u])
+    with caplog.at_level(logging.WARNING, logger="kdhybrid.train"):
+        r = train_sequence(seq_cfg(epochs=2), syn / "cuts/cuts.jsonl.gz", ali, den, syn / "exp/ce/final.pt", tmp_path / "exp")
+    warned = [m for m in caplog.messages if m.startswith("skipping")]
+    assert sorted(warned) == sorted([f"skipping {utts[0]}: no lattice", f"skipping {utts[1]}: no reference path in the lattice"])
+    assert [h["skipped_utts"] for h in r["history"]] == [2, 2] and r["history"][0]["frames"] == 781 - len(ll[utts[0]]) - len(ll[utts[1]])
+
+
+def test_bench_prints_both_cost_ratios(syn, tmp_path, capsys):
+    from kdhybrid.bench.sequence import main
+
+    den = make_syn_denlats(syn, tmp_path / "den")
+    assert main(["--cuts", str(syn / "cuts"), "--ali", str(syn / "exp/ali"), "--denlats", str(den), "--model", str(syn / "exp/ce"),
+                 "--max-duration", "1.5", "--batches", "3", "--warmup", "1", "--data", str(syn / "data/dev"), "--graph",
+                 str(syn / "graph")]) == 0
+    out = capsys.readouterr().out
+    rec = json.loads(out[: out.rindex("}") + 1])
+    assert rec["batches"] == 3 and rec["skipped_utts"] == 0 and rec["utts"] == 6
+    assert rec["sequence_over_ce_time"] > 0 and rec["denlats_over_decode_time"] > 0
+    assert "(goal <= 3)" in out and "(goal <= 1)" in out
 
 
 def test_unigram_grammar_of_the_transcripts(tmp_path):

@@ -33,12 +33,12 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import List, Optional, Set, Union
+from typing import Dict, List, Optional, Set, Tuple, Union
 
 import numpy as np
 import torch
 
-from kdhybrid.train.sequence import PhoneSets, SequenceConfig, prepare_batch, sequence_objective
+from kdhybrid.train.sequence import DenominatorBatch, PhoneSets, SequenceConfig, prepare_batch, sequence_objective
 
 Pathlike = Union[str, Path]
 log = logging.getLogger("kdhybrid.train")
@@ -121,6 +121,69 @@ def dev_wer(model, log_priors: torch.Tensor, graph_dir: Pathlike, data_dir: Path
     return float(wer_counts(dict(read_text_table(Path(data_dir) / "text", min_fields=1)), hyps)["wer"])
 
 
+def load_inputs(train_cuts: Pathlike, ali_dir: Pathlike, den_dir: Pathlike, src_model: Pathlike):
+    """What sequence training reads, checked against each other.
+
+    :return: (:class:`kdhybrid.decode.denlats.DenLatticeStore`, :class:`PhoneSets` (the ali dir's
+        transition model, the lattices' silence phones), alignments (utt -> transition-ids),
+        the cuts (eager CutSet), the model of ``src_model`` (a final.pt) and its log priors).
+    :raises ValueError: lattices of another model or tree (counts named)."""
+    from lhotse import CutSet
+
+    from kdhybrid.decode.denlats import DenLatticeStore, check_lattice_model
+    from kdhybrid.gmm.train import read_alignments
+    from kdhybrid.train.trainer import load_final
+
+    store = DenLatticeStore(den_dir)
+    phones = PhoneSets.load(Path(ali_dir) / "final.mdl", [int(p) for p in store.info["silence_phones"]])
+    model, priors, ck = load_final(src_model)
+    num_pdfs = int(ck["num_pdfs"])
+    check_lattice_model(store.info, num_pdfs, phones.num_tids, what=f"{src_model}")
+    if phones.num_pdfs > num_pdfs:
+        raise ValueError(f"{ali_dir}/final.mdl has {phones.num_pdfs} pdfs but {src_model} has {num_pdfs} outputs")
+    return store, phones, read_alignments(ali_dir), CutSet.from_file(train_cuts).to_eager(), model, priors
+
+
+def load_batch(ids: List[str], store, alis: Dict[str, np.ndarray], phones: PhoneSets, dataset, scfg: SequenceConfig,
+               ali_dir: Pathlike = "the alignments") -> Tuple[Optional[DenominatorBatch], Optional[dict], List[Tuple[str, str]]]:
+    """The denominator lattices (:func:`kdhybrid.train.sequence.prepare_batch`) and the network
+    inputs (:class:`kdhybrid.train.data.CutDataset`) of a batch of utterances, checked against
+    each other: frame counts, and the cuts' labels against the numerator's pdfs.
+
+    :return: (lattices or None when no utterance is usable, the cuts' batch, skipped (utt, why))."""
+    have = [u for u in ids if u in store]
+    skipped = [(u, "no lattice") for u in ids if u not in store]
+    den, more = prepare_batch(store.lattices(have), have, alis, phones, scfg.one_silence_class,
+                              scfg.skip_without_reference) if have else (None, [])
+    skipped += more
+    if den is None:
+        return None, None, skipped
+    batch = dataset[den.utts]
+    if not torch.equal(batch["lengths"], den.lengths):
+        bad = int((batch["lengths"] != den.lengths).nonzero()[0, 0])
+        raise ValueError(f"utterance '{den.utts[bad]}': {int(batch['lengths'][bad])} feature frames but its lattice has {int(den.lengths[bad])}")
+    labels = batch["labels"][:, : den.ref_pdf.shape[1]].masked_fill(den.ref_pdf < 0, -1)
+    if not torch.equal(labels, den.ref_pdf):
+        bad = int((labels != den.ref_pdf).any(1).nonzero()[0, 0])
+        raise ValueError(f"utterance '{den.utts[bad]}': the cuts' labels are not the pdfs of {ali_dir} (cuts of another alignment?)")
+    return den, batch, skipped
+
+
+def sequence_step(model, opt, den: DenominatorBatch, batch: dict, log_priors: torch.Tensor, cfg: SequenceTrainConfig) -> Dict[str, torch.Tensor]:
+    """One update on a batch (loss per frame, clipped gradients); with a non-finite loss
+    nothing is updated. Returns :func:`kdhybrid.train.sequence.sequence_objective`'s record."""
+    log_posts = model.log_posteriors(batch["feats"], batch["lengths"])
+    r = sequence_objective(den, log_posts, log_priors, cfg.sequence)
+    if not torch.isfinite(r["loss"]):
+        return r
+    opt.zero_grad()
+    (r["loss"] / den.num_frames).backward()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    return r
+
+
 def train_sequence(
     cfg: SequenceTrainConfig, train_cuts: Pathlike, ali_dir: Pathlike, den_dir: Pathlike, src_model: Pathlike, exp_dir: Pathlike,
     dev_data: Optional[Pathlike] = None, graph_dir: Optional[Pathlike] = None, resume: bool = False, stop_after: Optional[int] = None,
@@ -133,28 +196,16 @@ def train_sequence(
     :param stop_after: end this run after that epoch (as if killed there), to be resumed.
     :raises ValueError: lattices of another model or tree (counts named).
     :raises DivergedError: a non-finite objective (epoch and batch named)."""
-    from lhotse import CutSet
-
-    from kdhybrid.decode.denlats import DenLatticeStore, check_lattice_model
-    from kdhybrid.gmm.train import read_alignments
     from kdhybrid.train.data import CutDataset, global_batches
-    from kdhybrid.train.trainer import atomic_save, latest_checkpoint, load_final, rng_state, save_final, set_rng_state
+    from kdhybrid.train.trainer import atomic_save, latest_checkpoint, rng_state, save_final, set_rng_state
 
     exp = Path(exp_dir)
     (exp / "log").mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     scfg = cfg.sequence
-    store = DenLatticeStore(den_dir)
-    silence = [int(p) for p in store.info["silence_phones"]]
-    phones = PhoneSets.load(Path(ali_dir) / "final.mdl", silence)
-    model, src_priors, src_ck = load_final(src_model)
-    num_pdfs = int(src_ck["num_pdfs"])
-    check_lattice_model(store.info, num_pdfs, phones.num_tids, what=f"{src_model}")
-    if phones.num_pdfs > num_pdfs:
-        raise ValueError(f"{ali_dir}/final.mdl has {phones.num_pdfs} pdfs but {src_model} has {num_pdfs} outputs")
-    alis = read_alignments(ali_dir)
-    cuts = CutSet.from_file(train_cuts).to_eager()
+    store, phones, alis, cuts, model, src_priors = load_inputs(train_cuts, ali_dir, den_dir, src_model)
+    num_pdfs = int(model.cfg.num_pdfs)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
@@ -183,11 +234,7 @@ def train_sequence(
         t0 = time.time()
         tot = {"objective": 0.0, "xent": 0.0, "frames": 0, "dropped_frames": 0, "skipped_utts": 0, "batches": 0}
         for b, ids in enumerate(global_batches(cuts, cfg.max_duration, True, cfg.seed, epoch), 1):
-            have = [u for u in ids if u in store]
-            skipped = [(u, "no lattice") for u in ids if u not in store]
-            den, more = prepare_batch(store.lattices(have), have, alis, phones, scfg.one_silence_class,
-                                      scfg.skip_without_reference) if have else (None, [])
-            skipped += more
+            den, batch, skipped = load_batch(ids, store, alis, phones, dataset, scfg, ali_dir)
             tot["skipped_utts"] += len(skipped)
             for u, why in skipped:
                 if u not in named:
@@ -195,25 +242,10 @@ def train_sequence(
                     log.warning("skipping %s: %s", u, why)
             if den is None:
                 continue
-            batch = dataset[den.utts]
-            if not torch.equal(batch["lengths"], den.lengths):
-                bad = int((batch["lengths"] != den.lengths).nonzero()[0, 0])
-                raise ValueError(f"utterance '{den.utts[bad]}': {int(batch['lengths'][bad])} feature frames but its lattice has {int(den.lengths[bad])}")
-            labels = batch["labels"][:, : den.ref_pdf.shape[1]]
-            if not torch.equal(labels.masked_fill(den.ref_pdf < 0, -1), den.ref_pdf):
-                bad = int((labels.masked_fill(den.ref_pdf < 0, -1) != den.ref_pdf).any(1).nonzero()[0, 0])
-                raise ValueError(f"utterance '{den.utts[bad]}': the cuts' labels are not the pdfs of {ali_dir} (cuts of another alignment?)")
-            log_posts = model.log_posteriors(batch["feats"], batch["lengths"])
-            r = sequence_objective(den, log_posts, src_priors, scfg)
+            r = sequence_step(model, opt, den, batch, src_priors, cfg)
             if not torch.isfinite(r["loss"]):
                 raise DivergedError(f"epoch {epoch}, batch {b}: the {scfg.criterion} objective is {float(r['objective'])} "
                                     f"(loss {float(r['loss'])}); the last good checkpoint is {latest_checkpoint(exp) or src_model}")
-            loss = r["loss"] / den.num_frames
-            opt.zero_grad()
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
             for k in ("objective", "xent"):
                 tot[k] += float(r[k])
             tot["frames"] += den.num_frames
