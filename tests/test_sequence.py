@@ -614,7 +614,7 @@ def test_training_resumes_exactly_and_stops_on_divergence(syn, tmp_path, monkeyp
 
     per_epoch = h[0]["batches"]
     monkeypatch.setattr(st, "sequence_objective", nan_on_call(per_epoch + 2))
-    with pytest.raises(st.DivergedError, match=rf"epoch 2, batch 2: the smbr objective is nan .* last good checkpoint is .*epoch-1.pt"):
+    with pytest.raises(st.DivergedError, match=r"epoch 2, batch 2: the smbr objective is nan .* last good checkpoint is .*epoch-1.pt"):
         st.train_sequence(seq_cfg(), *args, tmp_path / "nan")
     assert (tmp_path / "nan/epoch-1.pt").is_file() and not (tmp_path / "nan/epoch-2.pt").exists()
     assert not (tmp_path / "nan/final.pt").exists()
