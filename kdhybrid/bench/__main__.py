@@ -1,14 +1,14 @@
 """``python -m kdhybrid.bench <name>``: run one benchmark and print its figures.
 
-Available: posterior-io, fbank, train-throughput, decode-rtf, dump, slurm-overhead.
+Available: posterior-io, fbank, train-throughput, decode-rtf, dump, slurm-overhead, sequence.
 """
 import argparse
 import sys
 
-from kdhybrid.bench import decode_rtf, dump, fbank, posterior_io, slurm_overhead, train_throughput
+from kdhybrid.bench import decode_rtf, dump, fbank, posterior_io, sequence, slurm_overhead, train_throughput
 
 BENCHES = {"posterior-io": posterior_io, "fbank": fbank, "train-throughput": train_throughput,
-           "decode-rtf": decode_rtf, "dump": dump, "slurm-overhead": slurm_overhead}
+           "decode-rtf": decode_rtf, "dump": dump, "slurm-overhead": slurm_overhead, "sequence": sequence}
 
 
 def main() -> int:

@@ -102,6 +102,15 @@ class NnetScorer(AcousticScorer):
         self.head = head
         self.description = f"{self.model.cfg.arch} {final_pt} ({self.num_pdfs} pdfs, {self.model.num_params()} parameters)"
 
+    @classmethod
+    def from_model(cls, model, log_priors: torch.Tensor, head: str = "main") -> "NnetScorer":
+        """A scorer of a network in memory (e.g. during training), with ``log_priors`` (num_pdfs,)."""
+        self = cls.__new__(cls)
+        self.model, self.log_priors, self.head = model, log_priors, head
+        self.num_pdfs = int(model.cfg.num_pdfs)
+        self.description = f"{model.cfg.arch} in memory ({self.num_pdfs} pdfs, {model.num_params()} parameters)"
+        return self
+
     @torch.no_grad()
     def log_posteriors(self, feats, cmvn) -> List[torch.Tensor]:
         """Per utterance (T_i, num_pdfs) log posteriors at the input frame rate."""

@@ -105,10 +105,15 @@ def decode_lattices(graph, scores: Sequence[torch.Tensor], search_beam: float = 
     return k2.index_fsa(lat, inv)
 
 
+def num_arcs_per_fsa(lat) -> List[int]:
+    """Arcs of each FSA of a vector."""
+    sh = lat.arcs.shape()
+    return sh.row_splits(2)[sh.row_splits(1).long()].diff().tolist()
+
+
 def empty_lattices(lat) -> List[int]:
     """Indexes of the FSAs of a vector that have no arcs (after ``k2.connect``: no path)."""
-    sh = lat.arcs.shape()
-    return [i for i, n in enumerate(sh.row_splits(2)[sh.row_splits(1).long()].diff().tolist()) if n == 0]
+    return [i for i, n in enumerate(num_arcs_per_fsa(lat)) if n == 0]
 
 
 def utterance_chunks(lengths: Sequence[int], max_frames: int) -> List[List[int]]:

@@ -16,6 +16,14 @@ from kdhybrid.kaldi_libs import kaldi_hmm_gmm as khg
 from kdhybrid.kaldi_libs import kaldifst
 
 
+def tid_decodable(scores: np.ndarray, tid2pdf: np.ndarray) -> "khg.DecodableCtc":
+    """A Kaldi decodable of (T, num_pdfs) float32 scores (already scaled by acwt): column
+    ``tid - 1`` of its (T, num_tids) matrix holds the score of the transition-id's pdf.
+
+    :param tid2pdf: (num_tids + 1,) pdf of each transition-id (index 0 unused)."""
+    return khg.DecodableCtc(np.ascontiguousarray(np.asarray(scores, dtype=np.float32)[:, tid2pdf[1:]]))
+
+
 @dataclass
 class DecoderOptions:
     acwt: float = 0.1
@@ -48,7 +56,7 @@ class KaldiDecoder:
         :param tid2pdf: (num_tids + 1,) pdf of each transition-id (index 0 unused).
         :return: (reached a final state, transition-ids, word-ids, acoustic score, graph score)
             of the best path; acoustic + graph is its total score."""
-        m = np.ascontiguousarray(scores[:, tid2pdf[1:]])  # (T, num_tids): column tid-1
-        ok, ali, words, like = self.decode(khg.DecodableCtc(m), tm, utt)
-        am = float(m[np.arange(len(ali)), np.asarray(ali, dtype=np.int64) - 1].sum()) if ali else 0.0
+        ok, ali, words, like = self.decode(tid_decodable(scores, tid2pdf), tm, utt)
+        pdfs = np.asarray(tid2pdf)[np.asarray(ali, dtype=np.int64)] if ali else None
+        am = float(np.asarray(scores, dtype=np.float32)[np.arange(len(ali)), pdfs].sum()) if ali else 0.0
         return ok, ali, words, am, float(like) - am

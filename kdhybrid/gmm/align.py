@@ -91,19 +91,29 @@ def align_utterance(
     :param feats: (T, D) float32.
     :return: (transition-ids (T,) int32 or None on failure, log-likelihood, retried).
     """
+    dec = khg.DecodableAmDiagGmmScaled(am=am, tm=model.tm, feats=feats, scale=opts.acoustic_scale)
+    return align_decodable(model.tm, graph, dec, feats.shape[0], utt, opts)
+
+
+def align_decodable(
+    tm: "khg.TransitionModel", graph, decodable, num_frames: int, utt: str, opts: AlignOptions
+) -> Tuple[Optional[np.ndarray], float, bool]:
+    """Viterbi alignment of one utterance's training graph against any Kaldi decodable whose
+    scores are already scaled by ``opts.acoustic_scale`` (gmm-align-compiled, nnet3-align-compiled).
+
+    :return: (transition-ids (num_frames,) int32 or None on failure, log-likelihood, retried)."""
     fst = graph.copy()
     khg.add_transition_probs(
-        trans_model=model.tm, transition_scale=opts.transition_scale, self_loop_scale=opts.self_loop_scale, fst=fst
+        trans_model=tm, transition_scale=opts.transition_scale, self_loop_scale=opts.self_loop_scale, fst=fst
     )
     cfg = khg.AlignConfig()
     cfg.beam = opts.beam
     cfg.retry_beam = opts.retry_beam
     cfg.careful = opts.careful
-    dec = khg.DecodableAmDiagGmmScaled(am=am, tm=model.tm, feats=feats, scale=opts.acoustic_scale)
     done, err, retried, like, nframes, ali, _ = khg.align_utterance_wrapper(
-        config=cfg, utt=utt, acoustic_scale=opts.acoustic_scale, fst=fst, decodable=dec,
+        config=cfg, utt=utt, acoustic_scale=opts.acoustic_scale, fst=fst, decodable=decodable,
         num_done=0, num_error=0, num_retried=0, tot_like=0.0, frame_count=0,
     )  # fmt: skip
-    if done != 1 or len(ali) != feats.shape[0]:
+    if done != 1 or len(ali) != num_frames:
         return None, 0.0, bool(retried)
     return np.asarray(ali, dtype=np.int32), float(like), bool(retried)

@@ -26,7 +26,10 @@ def map_oov(sentences: Iterable[str], vocab: Set[str], oov: str) -> List[str]:
 
 def train_arpa(text: Pathlike, order: int, arpa: Pathlike, prune_threshold: float = 0.0, num_workers: int = 1) -> Dict[str, int]:
     """Train a Kneser-Ney ``order``-gram on ``text`` (one sentence a line) into ``arpa``,
-    entropy-pruned when ``prune_threshold`` > 0. Returns the n-gram counts per order."""
+    entropy-pruned when ``prune_threshold`` > 0. Returns the n-gram counts per order.
+    Order 1 is :func:`unigram_arpa` (kaldingram's order-1 output drops words)."""
+    if order == 1:
+        return unigram_arpa(text, arpa)
     from kaldingram import prune as kprune
     from kaldingram import train as ktrain
 
@@ -40,6 +43,31 @@ def train_arpa(text: Pathlike, order: int, arpa: Pathlike, prune_threshold: floa
         os.remove(raw)
     os.replace(arpa + ".tmp", arpa)
     return arpa_counts(arpa)
+
+
+def unigram_arpa(text: Pathlike, arpa: Pathlike) -> Dict[str, int]:
+    """The maximum-likelihood unigram of ``text`` (one sentence a line) as an ARPA file: each
+    word's and ``</s>``'s relative frequency, as Kaldi's ``utils/make_unigram_grammar.pl`` makes
+    the denominator-lattice grammar (no smoothing: only words of the text)."""
+    import math
+    from collections import Counter
+
+    counts: Counter = Counter()
+    with open(text, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                counts.update(line.split())
+                counts["</s>"] += 1
+    if not counts:
+        raise ValueError(f"{text}: no sentences")
+    tot = sum(counts.values())
+    lines = ["\\data\\", f"ngram 1={len(counts) + 1}", "", "\\1-grams:", "-99\t<s>"]
+    lines += [f"{math.log10(c / tot):.7f}\t{w}" for w, c in sorted(counts.items())]
+    tmp = str(arpa) + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines + ["", "\\end\\", ""]))
+    os.replace(tmp, arpa)
+    return {"1": len(counts) + 1}
 
 
 def arpa_counts(arpa: Pathlike) -> Dict[str, int]:

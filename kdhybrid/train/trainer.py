@@ -138,6 +138,11 @@ def atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def latest_checkpoint(exp_dir: Pathlike) -> Optional[Path]:
+    """The ``epoch-N.pt`` of ``exp_dir`` with the largest N (None when there is none)."""
+    return max(Path(exp_dir).glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]), default=None)
+
+
 def save_final(path: Path, model: AcousticModel, log_priors: torch.Tensor, extra: dict) -> None:
     atomic_save({"model_config": model.cfg.to_dict(), "state_dict": model.state_dict(), "num_pdfs": model.cfg.num_pdfs,
                  "log_priors": log_priors, **extra}, path)
@@ -267,16 +272,16 @@ def train(
     history: List[dict] = []
     start_epoch = 1
     if resume:
-        cks = sorted(exp.glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
-        if cks:
-            ck = torch.load(cks[-1], map_location="cpu")
+        last = latest_checkpoint(exp)
+        if last:
+            ck = torch.load(last, map_location="cpu")
             model.load_state_dict(ck["state_dict"])
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])
             history = ck["history"]
             set_rng_state(ck["rng"][rank] if isinstance(ck["rng"], list) else ck["rng"])
             start_epoch = ck["epoch"] + 1
-            log.info("resuming after epoch %d from %s", ck["epoch"], cks[-1])
+            log.info("resuming after epoch %d from %s", ck["epoch"], last)
     if rank == 0:
         (exp / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
     dataset = CutDataset(tr, num_pdfs, SpecAugment() if cfg.spec_augment else None, cfg.skip_bad, cfg.seed,
