@@ -6,12 +6,11 @@ Utterances that fail to align are listed in the log and counted, never silently 
 """
 import argparse
 import sys
-import time
 
-from kdhybrid.gmm.align import AlignOptions, Lang, align_utterance, graph_compiler, silence_boosted_am
+from kdhybrid.gmm.align import AlignOptions, Lang, align_utterance, graph_compiler, silence_boosted_am, write_alignment_archive
 from kdhybrid.gmm.feats import GmmFeatConfig, iter_gmm_features
 from kdhybrid.gmm.model import GmmHmm
-from kdhybrid.io.tables import Int32VectorWriter, read_text_table
+from kdhybrid.io.tables import read_text_table
 
 
 def main() -> int:
@@ -34,28 +33,17 @@ def main() -> int:
     text = read_text_table(Path(a.data_dir) / "text", min_fields=1)
     am = silence_boosted_am(model, lang, a.boost_silence)
     opts = AlignOptions(beam=a.beam, retry_beam=a.retry_beam)
-    t0 = time.time()
-    done = failed = retried = frames = 0
-    like = 0.0
-    with Int32VectorWriter(a.ali) as w:
+
+    def results():
         for utt, f in iter_gmm_features(a.data_dir, fc):
             if utt not in text:
-                print(f"align_gmm: {utt}: no transcript in {a.data_dir}/text, skipped", file=sys.stderr)
-                failed += 1
+                yield utt, None, 0.0, False, f"no transcript in {a.data_dir}/text"
                 continue
             graph = gc.compile_graph_from_text(lang.word_ids(text[utt].split()))
             ali, ll, r = align_utterance(model, am, graph, f, utt, opts)
-            retried += int(r)
-            if ali is None:
-                print(f"align_gmm: {utt}: failed to align with beam {a.beam} and retry beam {a.retry_beam}", file=sys.stderr)
-                failed += 1
-                continue
-            w.write(utt, ali)
-            done += 1
-            frames += len(ali)
-            like += ll
-    print(f"align_gmm: done {done}, failed {failed}, retried {retried}, log-like/frame {like / max(frames, 1):.3f}, "
-          f"{frames} frames in {time.time() - t0:.1f} s")
+            yield utt, ali, ll, r, f"failed to align with beam {a.beam} and retry beam {a.retry_beam}"
+
+    print(write_alignment_archive(a.ali, results(), "align_gmm"))
     return 0
 
 

@@ -6,7 +6,6 @@ Utterances that fail to align are listed in the log and counted, never silently 
 """
 import argparse
 import sys
-import time
 from pathlib import Path
 
 
@@ -27,9 +26,9 @@ def main() -> int:
 
     from kdhybrid.decode.acoustic import load_scorer
     from kdhybrid.decode.align import align_with_scorer
-    from kdhybrid.gmm.align import AlignOptions, Lang
+    from kdhybrid.gmm.align import AlignOptions, Lang, write_alignment_archive
     from kdhybrid.gmm.model import GmmHmm
-    from kdhybrid.io.tables import Int32VectorWriter, read_text_table
+    from kdhybrid.io.tables import read_text_table
 
     torch.set_num_threads(1)
     scorer = load_scorer(a.model_dir)
@@ -37,22 +36,8 @@ def main() -> int:
     opts = AlignOptions(beam=a.beam, retry_beam=a.retry_beam, acoustic_scale=a.acwt, transition_scale=a.transition_scale,
                         self_loop_scale=a.self_loop_scale)
     text = read_text_table(Path(a.data_dir) / "text", min_fields=1)
-    t0 = time.time()
-    done = failed = retried = frames = 0
-    like = 0.0
-    with Int32VectorWriter(a.ali) as w:
-        for utt, ali, ll, r, why in align_with_scorer(scorer, GmmHmm.load(a.tree_dir), Lang(a.lang_dir), a.data_dir, text, opts):
-            retried += int(r)
-            if ali is None:
-                print(f"align_nnet: {utt}: {why}, skipped", file=sys.stderr)
-                failed += 1
-                continue
-            w.write(utt, ali)
-            done += 1
-            frames += len(ali)
-            like += ll
-    print(f"align_nnet: done {done}, failed {failed}, retried {retried}, log-like/frame {like / max(frames, 1):.3f}, "
-          f"{frames} frames in {time.time() - t0:.1f} s")
+    results = align_with_scorer(scorer, GmmHmm.load(a.tree_dir), Lang(a.lang_dir), a.data_dir, text, opts)
+    print(write_alignment_archive(a.ali, results, "align_nnet"))
     return 0
 
 

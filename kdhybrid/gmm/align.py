@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -117,3 +117,37 @@ def align_decodable(
     if done != 1 or len(ali) != num_frames:
         return None, 0.0, bool(retried)
     return np.asarray(ali, dtype=np.int32), float(like), bool(retried)
+
+
+AlignResult = Tuple[str, Optional[np.ndarray], float, bool, str]  # utt, ali or None, log-like, retried, why it failed
+
+
+def write_alignment_archive(path: Pathlike, results: Iterable[AlignResult], prog: str) -> str:
+    """Write alignments as Kaldi's ``ali.JOB.gz`` (one job of an align step); each failed
+    utterance is named on stderr with the reason, never silently dropped.
+
+    :param results: (utt, transition-ids (T,) int32 or None, log-likelihood, retried, why it
+        failed) per utterance, in the data dir's order.
+    :return: the job's summary line (``<prog>: done N, failed N, retried N, ...``).
+    """
+    import sys
+    import time
+
+    from kdhybrid.io.tables import Int32VectorWriter
+
+    t0 = time.time()
+    done = failed = retried = frames = 0
+    like = 0.0
+    with Int32VectorWriter(path) as w:
+        for utt, ali, ll, r, why in results:
+            retried += int(r)
+            if ali is None:
+                print(f"{prog}: {utt}: {why}, skipped", file=sys.stderr)
+                failed += 1
+                continue
+            w.write(utt, ali)
+            done += 1
+            frames += len(ali)
+            like += ll
+    return (f"{prog}: done {done}, failed {failed}, retried {retried}, log-like/frame {like / max(frames, 1):.3f}, "
+            f"{frames} frames in {time.time() - t0:.1f} s")
