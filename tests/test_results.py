@@ -105,3 +105,37 @@ def test_wer_counts_with_empty_hypotheses_and_references():
     assert c["errors"] == expect == 2 + 2 + 2 + 2 + 2
     assert (c["ins"], c["del"], c["sub"], c["words"]) == (3, 5, 2, 13)
     assert c["wer"] == round(100 * 10 / 13, 2) and c["sentence_errors"] == 5
+
+
+def test_wer_by_condition_and_voice(tmp_path):
+    """wer_by_group.json: each condition's and voice's errors counted over its own utterances
+    (counts by hand), utterances a table lacks under "unknown"; the bin prints the table and
+    refuses a data dir without the tables."""
+    import json
+    import subprocess
+    import sys
+
+    from kdhybrid.decode.scoring import write_wer_by_group
+
+    data, dec = tmp_path / "data", tmp_path / "decode"
+    data.mkdir()
+    dec.mkdir()
+    (data / "text").write_text("a x y z\nb x y\nc x\nd y y\n")
+    (data / "utt2condition").write_text("a clean\nb pink\nc clean\n")
+    (data / "utt2voice").write_text("a flite:slt\nb flite:slt\nc espeak:en-us\nd espeak:en-us\n")
+    (dec / "hyp.txt").write_text("a x q z\nb x y y\nc \nd y y\n")  # a: 1 sub; b: 1 ins; c: 1 del; d: 0
+    t = write_wer_by_group(data, dec)
+    assert t == json.loads((dec / "wer_by_group.json").read_text())
+    assert list(t["condition"]) == ["clean", "pink", "unknown"]
+    clean, pink, unk = (t["condition"][k] for k in ("clean", "pink", "unknown"))
+    assert (clean["errors"], clean["words"], clean["sub"], clean["del"], clean["sentences"]) == (2, 4, 1, 1, 2)
+    assert (pink["errors"], pink["words"], pink["ins"], pink["wer"]) == (1, 2, 1, 50.0)
+    assert (unk["errors"], unk["words"], unk["sentences"]) == (0, 2, 1)
+    slt, us = t["voice"]["flite:slt"], t["voice"]["espeak:en-us"]
+    assert (slt["errors"], slt["words"], us["errors"], us["words"]) == (2, 5, 1, 3)
+    r = subprocess.run([sys.executable, "-m", "kdhybrid.bin.wer_by_group", str(data), str(dec)], capture_output=True, text=True)
+    assert r.returncode == 0 and "pink" in r.stdout and " 50.00 " in r.stdout
+    for f in ("utt2condition", "utt2voice"):
+        (data / f).unlink()
+    r = subprocess.run([sys.executable, "-m", "kdhybrid.bin.wer_by_group", str(data), str(dec)], capture_output=True, text=True)
+    assert r.returncode == 1 and "utt2condition" in r.stderr

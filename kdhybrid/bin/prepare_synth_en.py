@@ -2,7 +2,8 @@
 
 e.g.: python -m kdhybrid.bin.prepare_synth_en --nj 2 corpus/synth_en_default data
 
-Writes data/manifests/, data/{train,dev,test,test_heldout}/, data/local/dict/,
+Writes data/manifests/, data/{train,dev,test,test_heldout}/ (with utt2condition and utt2voice),
+data/local/dict/,
 data/local/lm/lm_text.txt and data/local/corpus_stats.json. A finished part is skipped
 on a re-run (each writes a .done marker).
 """
@@ -12,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from kdhybrid.data.prepare import prepare_data_dirs, prepare_dict_and_lm_text, read_speaker_genders
+from kdhybrid.data.prepare import prepare_data_dirs, prepare_dict_and_lm_text, read_speaker_genders, write_utt_groups
 from kdhybrid.data.synth_corpus import SPLITS, format_stats
 from kdhybrid.data.text import MissingToolError
 
@@ -32,6 +33,7 @@ def main() -> int:
         return 1
     genders = read_speaker_genders(corpus / "SPEAKERS.TXT")
     prepare_data_dirs(corpus, data, {s: s for s in SPLITS}, num_jobs=args.nj, genders=genders)
+    write_utt_groups(corpus, data, {s: s for s in SPLITS})  # errors by condition and voice
     lm_stats_file = data / "local" / "lm" / "lm_text.json"
     if not (data / "local" / "dict" / ".done").is_file() or not lm_stats_file.is_file():
         try:

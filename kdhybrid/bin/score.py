@@ -1,6 +1,8 @@
 """Score a decode dir the way Kaldi's score.sh does: best paths of its lattices (or n-best
 lists) for every LM weight and word insertion penalty, WER of each, the best of them.
-Writes <decode-dir>/{scoring/LMWT.PENALTY.tra, wer_LMWT_PENALTY, best_wer, hyp.txt, wer.json};
+Writes <decode-dir>/{scoring/LMWT.PENALTY.tra, wer_LMWT_PENALTY, best_wer, hyp.txt, wer.json}, and
+wer_by_group.json (the best setting's errors by condition and voice) when the data dir has
+utt2condition / utt2voice tables;
 wer.json also gets the decode's settings and counts; its real-time factors go to log/rtf.json.
 
 e.g.: python -m kdhybrid.bin.score data/dev exp/tri1/graph_tgsmall exp/tdnn/decode_tgsmall_dev
@@ -11,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Tuple
 
-from kdhybrid.decode.scoring import kaldi_wer_line, score_sweep
+from kdhybrid.decode.scoring import kaldi_wer_line, score_sweep, write_wer_by_group
 
 
 def decode_stats(decode_dir: Path) -> Tuple[dict, dict]:
@@ -50,6 +52,7 @@ def main() -> int:
         extra["rescore"] = json.loads(rescore.read_text())
     out = score_sweep(a.data_dir, a.graph_dir, d, range(a.min_lmwt, a.max_lmwt + 1),
                       [float(x) for x in a.word_ins_penalty.split(",")], extra)
+    write_wer_by_group(a.data_dir, d)  # by condition and voice, where the data dir says them
     print(f"{kaldi_wer_line(out)} {d}/wer_{out['lmwt']}_{out['penalty']}")
     return 0
 

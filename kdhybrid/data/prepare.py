@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 from kdhybrid.io.datadir import DataDir, validate_data_dir, write_data_dir
-from kdhybrid.io.tables import atomic_write_text, write_text_table
+from kdhybrid.io.tables import atomic_write_text, read_text_table, write_text_table
 
 Pathlike = Union[str, Path]
 
@@ -121,6 +121,24 @@ def prepare_data_dirs(
         c = manifests_to_data_dir(manifests[part]["recordings"], manifests[part]["supervisions"], d, genders)
         (d / ".done").touch()
         logging.info("%s: %d utterances, %d speakers", d, c["utterances"], c["speakers"])
+
+
+def write_utt_groups(corpus_dir: Pathlike, data_root: Pathlike, mapping: Dict[str, str]) -> None:
+    """``utt2condition`` and ``utt2voice`` in each data dir of ``mapping`` (part -> name), from
+    synth_en's ``meta/<part>.utts.jsonl`` (the condition's name, e.g. ``pink+reverb``, and
+    the base voice), for the utterances the data dir has: the tables by which
+    :func:`kdhybrid.decode.scoring.wer_by_group` breaks errors down."""
+    for part, name in mapping.items():
+        d = Path(data_root) / name
+        utts = read_text_table(d / "utt2spk")
+        cond, voice = {}, {}
+        with open(Path(corpus_dir) / "meta" / f"{part}.utts.jsonl", encoding="utf-8") as f:
+            for line in f:
+                m = json.loads(line)
+                if m["utt_id"] in utts:
+                    cond[m["utt_id"]], voice[m["utt_id"]] = m["condition"]["name"], m["voice"]
+        write_text_table(d / "utt2condition", {u: cond[u] for u in utts if u in cond})
+        write_text_table(d / "utt2voice", {u: voice[u] for u in utts if u in voice})
 
 
 # --------------------------------------------------------------------------- text

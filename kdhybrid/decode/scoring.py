@@ -138,3 +138,71 @@ def oracle_table(refs: Dict[str, str], systems: Dict[str, Dict[str, str]], max_s
             rows.append({"members": list(combo), "oracle_wer": round(o, 2), "best_single_wer": round(b, 2), "gain": round(b - o, 2)})
     rows.sort(key=lambda r: r["oracle_wer"])
     return rows
+
+
+# Per-utterance attributes a data dir may carry as Kaldi-style tables (``utt2<name>``), by
+# which errors are broken down (synth_en writes both; any corpus may add them).
+GROUP_TABLES = ("condition", "voice")
+
+
+def read_utt_groups(data_dir, names=GROUP_TABLES) -> Dict[str, Dict[str, str]]:
+    """The ``utt2<name>`` tables of a data dir that exist: name -> (utt -> value)."""
+    from pathlib import Path
+
+    from kdhybrid.io.tables import read_text_table
+
+    out = {}
+    for n in names:
+        p = Path(data_dir) / f"utt2{n}"
+        if p.is_file():
+            out[n] = dict(read_text_table(p))
+    return out
+
+
+def wer_by_group(refs: Dict[str, str], hyps: Dict[str, str], groups: Dict[str, Dict[str, str]]) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """Errors broken down by per-utterance attributes: for each table of ``groups`` (e.g.
+    "condition": utt -> "pink+reverb") and each of its values, :func:`wer_counts` over the
+    utterances of ``refs`` with that value (values in sorted order; utterances a table lacks
+    fall under "unknown").
+
+    :return: name -> value -> counts (wer, errors, words, ins, del, sub, sentences, ...).
+    """
+    out: Dict[str, Dict[str, Dict[str, float]]] = {}
+    for name, utt2val in groups.items():
+        by: Dict[str, Dict[str, str]] = {}
+        for u, r in refs.items():
+            by.setdefault(utt2val.get(u, "unknown"), {})[u] = r
+        out[name] = {v: wer_counts(by[v], hyps) for v in sorted(by)}
+    return out
+
+
+def format_wer_by_group(table: Dict[str, Dict[str, Dict[str, float]]]) -> str:
+    """The breakdown as text: one block per attribute, a row per value (WER, words, utterances)."""
+    lines = []
+    for name, rows in table.items():
+        width = max([len(name)] + [len(v) for v in rows])
+        lines.append(f"{name:<{width}}  {'WER':>7}  {'words':>6}  {'utts':>5}")
+        for v, c in rows.items():
+            lines.append(f"{v:<{width}}  {c['wer']:>7.2f}  {c['words']:>6}  {c['sentences']:>5}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_wer_by_group(data_dir, decode_dir) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """``<decode_dir>/wer_by_group.json``: the errors of the decode's best setting
+    (``hyp.txt``) broken down by the data dir's ``utt2<name>`` tables; nothing when it has none.
+    """
+    import json
+    from pathlib import Path
+
+    from kdhybrid.io.tables import atomic_write_text, read_text_table
+
+    groups = read_utt_groups(data_dir)
+    if not groups:
+        return {}
+    d = Path(decode_dir)
+    refs = dict(read_text_table(Path(data_dir) / "text", min_fields=1))
+    hyps = dict(read_text_table(d / "hyp.txt", min_fields=1))
+    table = wer_by_group(refs, hyps, groups)
+    atomic_write_text(d / "wer_by_group.json", json.dumps(table, indent=1) + "\n")
+    return table
