@@ -43,9 +43,18 @@ class ClusterError(RuntimeError):
     """The cluster could not be started; the message names the daemon and quotes its log."""
 
 
+#: Where Debian puts the daemons; a PATH without them is common (users, clean shells, CI).
+_SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def command_path(name: str) -> Optional[str]:
+    """The full path of a command: on PATH, else in the sbin dirs; None when neither has it."""
+    return shutil.which(name) or shutil.which(name, path=os.pathsep.join(_SBIN_DIRS))
+
+
 def missing_commands() -> List[str]:
-    """The commands of :data:`REQUIRED_COMMANDS` that are not on PATH."""
-    return [c for c in REQUIRED_COMMANDS if shutil.which(c) is None]
+    """The commands of :data:`REQUIRED_COMMANDS` found neither on PATH nor in the sbin dirs."""
+    return [c for c in REQUIRED_COMMANDS if command_path(c) is None]
 
 
 def _die_with_parent() -> None:
@@ -71,7 +80,7 @@ def node_line(mem_reserve_mb: int = 1024) -> str:
     """This machine's ``NodeName=...`` line as ``slurmd -C`` prints it, with RealMemory
     lowered by ``mem_reserve_mb`` (a node that reports less memory than configured is
     drained)."""
-    out = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([command_path("slurmd"), "-C"], capture_output=True, text=True, check=True).stdout
     line = next((ln for ln in out.splitlines() if ln.startswith("NodeName=")), None)
     if line is None:
         raise ClusterError(f"slurmd -C printed no NodeName line: {out!r}")
@@ -174,14 +183,14 @@ class LocalSlurmCluster:
         conf = write_slurm_conf(root, sock, ctld_port, slurmd_port)
         cluster = cls(root=root, conf=conf, munge_socket=sock)
         try:
-            subprocess.run(["mungekey", "--create", f"--keyfile={root}/munge/munge.key"], check=True, capture_output=True)
+            subprocess.run([command_path("mungekey"), "--create", f"--keyfile={root}/munge/munge.key"], check=True, capture_output=True)
             os.chmod(root / "munge" / "munge.key", 0o600)
-            cluster._spawn("munged", ["munged", "-F", f"--key-file={root}/munge/munge.key", f"--socket={sock}",
+            cluster._spawn("munged", [command_path("munged"), "-F", f"--key-file={root}/munge/munge.key", f"--socket={sock}",
                                       f"--pid-file={root}/munge/munged.pid", f"--log-file={root}/munge/munged.log",
                                       f"--seed-file={root}/munge/munged.seed"], root / "munge" / "munged.log")
             cluster._wait_for(lambda: sock.exists(), "munged", root / "munge" / "munged.log", timeout)
-            cluster._spawn("slurmctld", ["slurmctld", "-D", "-f", str(conf)], root / "slurmctld.log")
-            cluster._spawn("slurmd", ["slurmd", "-D", "-f", str(conf)], root / "slurmd.log")
+            cluster._spawn("slurmctld", [command_path("slurmctld"), "-D", "-f", str(conf)], root / "slurmctld.log")
+            cluster._spawn("slurmd", [command_path("slurmd"), "-D", "-f", str(conf)], root / "slurmd.log")
             cluster._wait_for(cluster._node_idle, "slurmd", root / "slurmd.log", timeout)
         except BaseException:
             cluster.stop()
