@@ -32,7 +32,11 @@ def save_lattices(path: Pathlike, utts: Sequence[str], lat, acwt: float) -> None
     """Write ``lat`` (k2 FsaVec, one lattice per utterance of ``utts``) atomically."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"utts": list(utts), "lattice": lat.as_dict(), "acwt": acwt}, tmp)
+    # k2's as_dict lists the attributes in an order that varies from process to process
+    # (two decodes of the same scores wrote the same tensors in another order): sorted, the
+    # file is the same bytes every run.
+    d = lat.as_dict()
+    torch.save({"utts": list(utts), "lattice": {k: d[k] for k in sorted(d)}, "acwt": acwt}, tmp)
     os.replace(tmp, path)
 
 
