@@ -24,6 +24,8 @@ dev_data=           # with --graph-dir: dev WER every epoch
 graph_dir=
 resume=false
 cuts=               # cuts of exactly <data-dir> and <ali-dir> (kdhybrid.bin.make_cuts); default: made in <exp-dir>
+cmd=                # how to run the training: empty runs it here; e.g. steps/slurm.py runs it as one
+                    # cluster job (one process: sequence training is not data-parallel yet)
 # End configuration section.
 
 help_message="Usage: $0 [options] <data-dir> <ali-dir> <denlats-dir> <src-model-dir> <exp-dir>
@@ -55,4 +57,9 @@ opts="$opts --one-silence-class $one_silence_class --epochs $epochs --lr $lr --m
 opts="$opts --threads $threads --skip-without-reference $skip_without_reference"
 [ -n "$dev_data" ] && [ -n "$graph_dir" ] && opts="$opts --dev-data $dev_data --graph-dir $graph_dir"
 $resume && opts="$opts --resume"
-python -m kdhybrid.bin.train_sequence $opts $cuts $ali $den $src $dir
+if [ -n "$cmd" ]; then
+  echo "$0: training through '$cmd', log in $dir/log/train_sequence.log"
+  $cmd $dir/log/train_sequence.log python -m kdhybrid.bin.train_sequence $opts $cuts $ali $den $src $dir
+else
+  python -m kdhybrid.bin.train_sequence $opts $cuts $ali $den $src $dir
+fi
