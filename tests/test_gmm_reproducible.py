@@ -89,7 +89,7 @@ def _alignment_bytes(d: Path) -> bytes:
 
 
 def test_gmm_training_is_bit_reproducible(gmm, tmp_path):
-    """The tiny tier's GMM stages again, in another dir and with one job instead of the
+    """The tiny tier's GMM stages again, in another dir and with three jobs instead of the
     recipe's two: every file of exp/mono, exp/tri1 and exp/tri1_ali but the logs (which
     hold wall times) and the per-job files is byte-identical (models, trees, the
     training's record, settings), and the per-job alignment
@@ -100,9 +100,9 @@ def test_gmm_training_is_bit_reproducible(gmm, tmp_path):
     for name in ("path.sh", "cmd.sh", "steps", "local", "conf", "fbank"):
         (other / name).symlink_to(d / name)
     shutil.copytree(d / "data", other / "data", ignore=shutil.ignore_patterns("split*", "cuts*", "lang_test*"))
-    script = ("steps/train_mono.sh --nj 1 data/train data/lang exp/mono && "
-              "steps/train_deltas.sh --nj 1 200 1500 data/train data/lang exp/mono exp/tri1 && "
-              "steps/align.sh --nj 1 --beam 20 --retry-beam 100 data/train data/lang exp/tri1 exp/tri1_ali")
+    script = ("steps/train_mono.sh --nj 3 data/train data/lang exp/mono && "
+              "steps/train_deltas.sh --nj 3 200 1500 data/train data/lang exp/mono exp/tri1 && "
+              "steps/align.sh --nj 3 --beam 20 --retry-beam 100 data/train data/lang exp/tri1 exp/tri1_ali")
     import os
     import subprocess
 
@@ -116,5 +116,5 @@ def test_gmm_training_is_bit_reproducible(gmm, tmp_path):
         ma = {k: v for k, v in _md5s(a).items() if not skip(k)}
         mb = {k: v for k, v in _md5s(b).items() if not skip(k)}
         assert ma == mb and {"final.mdl", "final.pkl", "tree"} <= ma.keys(), (e, {k for k in ma.keys() | mb.keys() if ma.get(k) != mb.get(k)})
-        assert (a / "num_jobs").read_text() == "2\n" and (b / "num_jobs").read_text() == "1\n"
+        assert (a / "num_jobs").read_text() == "2\n" and (b / "num_jobs").read_text() == "3\n"
         assert _alignment_bytes(a) == _alignment_bytes(b), e
