@@ -7,7 +7,8 @@ at the object, just after ``<key> ``. This module holds what every table type sh
 * :func:`read_scp` / :func:`write_text_table` for ``key value`` text tables,
 * :class:`AtomicArkWriter`, which writes ``<ark>.tmp`` and renames on success,
 * float matrices and vectors in Kaldi's binary form (``FM``/``FV``/``DM``/``DV``),
-  written here and read through kaldiio (which reads them well).
+  written here and read through kaldiio (which reads them well), including single matrix
+  files (``final.mat``) and per-speaker transform archives (``trans.N``).
 """
 from __future__ import annotations
 
@@ -237,6 +238,73 @@ def read_matrix_scp(scp: Pathlike) -> Iterator[Tuple[str, np.ndarray]]:
             yield key, kaldiio.load_mat(rx)
         except Exception as e:  # kaldiio's messages do not name the utterance
             raise KaldiFormatError(f"{scp}: entry '{key}' ({rx}): {e}") from e
+
+
+def write_kaldi_matrix(path: Pathlike, mat: np.ndarray) -> None:
+    """One float matrix in Kaldi's binary form (``\\0BFM `` then rows, cols and the float32
+    data), as Kaldi writes ``final.mat`` (est-lda, compose-transforms); atomically, through
+    ``<path>.tmp``.
+
+    :param mat: (R, C) array; stored as float32 (Kaldi's BaseFloat).
+    """
+    mat = np.asarray(mat)
+    if mat.ndim != 2:
+        raise ValueError(f"{path}: expected a matrix, got shape {mat.shape}")
+    path = str(path)
+    with open(path + ".tmp", "wb") as f:
+        f.write(encode_matrix(mat.astype(np.float32)))
+    os.replace(path + ".tmp", path)
+
+
+def read_kaldi_matrix(path: Pathlike) -> np.ndarray:
+    """Read one matrix file (binary or text, as Kaldi's ``final.mat``), via kaldiio.
+
+    :return: (R, C) float32 (float64 for a double matrix).
+    """
+    import kaldiio
+
+    try:
+        mat = kaldiio.load_mat(str(path))
+    except Exception as e:  # kaldiio's messages do not name the file
+        raise KaldiFormatError(f"{path}: not a Kaldi matrix: {e}") from e
+    if np.ndim(mat) != 2:
+        raise KaldiFormatError(f"{path}: expected a matrix, got shape {np.shape(mat)}")
+    return mat
+
+
+def write_transform_ark(path: Pathlike, transforms: Mapping[str, np.ndarray]) -> int:
+    """Per-speaker transforms as Kaldi's ``trans.N``: a binary archive of float matrices,
+    keys in C (byte) order, written atomically. Returns the number written.
+
+    :param transforms: speaker -> (D, D+1) (or any 2-D) array, stored as float32.
+    """
+    with MatrixWriter(path) as w:
+        for spk in sorted(transforms, key=kaldi_sort_key):
+            mat = np.asarray(transforms[spk])
+            if mat.ndim != 2:
+                raise ValueError(f"{path}: transform of '{spk}' has shape {mat.shape}, expected a matrix")
+            w.write(spk, mat.astype(np.float32))
+    return w.num_written
+
+
+def read_transform_ark(path: Pathlike) -> "OrderedDict[str, np.ndarray]":
+    """Read a ``trans.N`` archive (speaker -> matrix, in archive order), via kaldiio.
+
+    :return: speaker -> (D, D+1) float32 (float64 for double matrices).
+    """
+    import kaldiio
+
+    out: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    try:
+        for key, mat in kaldiio.load_ark(str(path)):
+            if key in out:
+                raise KaldiFormatError(f"{path}: duplicate key '{key}'")
+            out[key] = mat
+    except KaldiFormatError:
+        raise
+    except Exception as e:
+        raise KaldiFormatError(f"{path}: bad transform archive after {len(out)} entries: {e}") from e
+    return out
 
 
 # --------------------------------------------------------------------------- int32 vectors
