@@ -1,7 +1,5 @@
 """LDA, MLLT and fMLLR (kdhybrid.gmm.lda / mllt / fmllr) and the transform files
 (kdhybrid.io.tables), on synthetic data with known answers, in float64."""
-import math
-
 import kaldi_native_io as kio
 import kaldiio
 import numpy as np
@@ -192,6 +190,11 @@ def test_mllt_stats_equal_brute_force_and_posteriors_match_the_em():
     split = mllt_stats_from_scatters(am, parts)
     assert split.beta == st.beta
     np.testing.assert_array_equal(split.G, st.G)
+    total = MlltStats.zeros(3)
+    total.add(st)
+    total.add(split)
+    assert total.beta == 2 * st.beta
+    np.testing.assert_array_equal(total.G, 2 * st.G)
 
 
 def semi_tied_data(rng, dim=4, num_classes=6, frames=30000):

@@ -13,7 +13,7 @@ accumulates many small batches (fMLLR: one speaker at a time) reads the model on
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple, Union
+from typing import Iterator, Optional, Tuple, Union
 
 import numpy as np
 
