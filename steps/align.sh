@@ -24,6 +24,10 @@ for f in $data/feats.scp $data/cmvn.scp $data/text $lang/L.fst $srcdir/final.pkl
 done
 mkdir -p $dir/log
 for f in final.mdl final.pkl tree phones.txt cmvn_opts feat_opts.json; do cp $srcdir/$f $dir/; done
+[ -f $srcdir/final.mat ] && cp $srcdir/final.mat $dir/
+if [ -f $srcdir/final.alimdl ]; then
+  echo "$0: $srcdir is speaker-adapted (SAT): align it with steps/align_fmllr.sh" 1>&2; exit 1
+fi
 python -c "from kdhybrid.io.datadir import split_data; split_data('$data', $nj)"
 echo $nj > $dir/num_jobs
 $cmd JOB=1:$nj $dir/log/align.JOB.log python -m kdhybrid.bin.align_gmm --beam $beam --retry-beam $retry_beam \

@@ -19,6 +19,8 @@ min_active=200
 batch_frames=2500  # frames per acoustic-model batch (kdhybrid.decode.acoustic.BATCH_FRAMES)
 search_frames=1500  # frames per k2 search (its memory grows with frames x max-active)
 model_dir=          # default: <decode-dir>/..
+gmm_model=final     # a GMM's model: final, or final.alimdl (the speaker-independent first pass of SAT)
+transform_dir=      # dir with the speakers' fMLLR trans.* for a SAT model (see steps/decode_fmllr.sh)
 skip_scoring=false
 scoring_opts=
 # End configuration section.
@@ -44,6 +46,6 @@ mkdir -p $dir/log
 rm -f $dir/lat.*.pt $dir/nbest.*.json.gz $dir/log/decode.*.json
 python -c "from kdhybrid.io.datadir import split_data; split_data('$data', $nj, per_speaker=True)"
 OMP_NUM_THREADS=1 $cmd JOB=1:$nj $dir/log/decode.JOB.log python -m kdhybrid.bin.decode --job JOB --backend $backend \
-  --model-dir $model_dir --acwt $acwt --beam $beam --lattice-beam $lattice_beam --max-active $max_active \
+  --model-dir $model_dir --gmm-model $gmm_model ${transform_dir:+--transform-dir $transform_dir} --acwt $acwt --beam $beam --lattice-beam $lattice_beam --max-active $max_active \
   --min-active $min_active --batch-frames $batch_frames --search-frames $search_frames $graph $data/split$nj/JOB $dir
 $skip_scoring || steps/score.sh $scoring_opts $data $graph $dir

@@ -6,12 +6,17 @@
 #   2  n-gram LMs (kaldingram): a pruned 3-gram for decoding graphs (data/lang_test_tgsmall)
 #      and (--fglarge true) a 4-gram for lattice rescoring (data/lang_test_fglarge); perplexity on dev and test
 #   3  fbank features (conf/fbank.conf) and per-speaker CMVN for every split
-#   4  monophone GMM-HMM (flat start) -> exp/mono
-#   5  triphone GMM-HMM on deltas (Python decision tree) -> exp/tri1, alignments exp/tri1_ali
-#      and exp/tri1_ali_dev (the senone labels of the neural models), lhotse cuts, and, when
-#      the corpus has them, phone-boundary agreement with reference timings
-#   6  decoding graph exp/tri1/graph_tgsmall and tri1 decoding of dev
-#   7  the acoustic model zoo on the tri1 senone labels, frame cross-entropy:
+#   4  monophone GMM-HMM (flat start; on the --mono-subset shortest utterances when set,
+#      then aligned on all of data/train -> exp/mono_ali) -> exp/mono
+#   5  the triphone GMM-HMMs, as Kaldi's recipes: tri1 (deltas) -> exp/tri1_ali; with
+#      --gmm-final tri3 (the default) also tri2 (LDA+MLLT, exp/tri2, exp/tri2_ali) and tri3
+#      (SAT with fMLLR, exp/tri3); then the final system's alignments exp/<gmm-final>_ali and
+#      exp/<gmm-final>_ali_dev (the senone labels of the neural models), lhotse cuts, and,
+#      when the corpus has them, phone-boundary agreement with reference timings
+#   6  decoding graphs exp/{tri1,<gmm-final>}/graph_tgsmall; tri1 and the final GMM decoded on
+#      --gmm-decode-sets (tri3 in two passes, steps/decode_fmllr.sh), lattices rescored with
+#      --rescore-lang when set
+#   7  the acoustic model zoo on the final GMM's senone labels, frame cross-entropy:
 #      exp/<arch> for each of --zoo (configs conf/<arch>.yaml)
 #   8  decode tri1 and the zoo on --decode-sets (k2 lattices, tgsmall; --rescore-lang to rescore)
 #   9  teacher ensembles of the zoo: posterior fusion (exp/ensemble_posterior) and logit
@@ -41,11 +46,22 @@ fglarge_prune=1e-8  # ... of the rescoring 4-gram
 fglarge=true        # build the 4-gram (needed by --rescore-lang data/lang_test_fglarge)
 tri1_leaves=1200
 tri1_gauss=8000
+tri2_leaves=2000    # tri2 (LDA+MLLT) and tri3 (SAT)
+tri2_gauss=12000
+tri3_leaves=2000
+tri3_gauss=12000
+tri23_iters=35      # EM iterations of tri2 and tri3 (Kaldi's 35)
+gmm_final=tri3      # the GMM whose alignments label the neural models: tri3 or tri1
+mono_subset=        # train mono on this many shortest utterances (Kaldi's --shortest); empty: all
+gmm_beam=10         # alignment beams of the triphone systems (Kaldi's 10; the retry beam is
+gmm_retry_beam=100  # only used for utterances that fail at --gmm-beam)
+gmm_decode_sets="dev"  # stage 6's GMM decodes
 gmm_seed=1          # seeds the GMM stages' Gaussian mix-up (same corpus and seed: byte-identical models)
 zoo="tdnn blstm cnn_tdnn"
 decode_sets="dev test"   # the core's test sets (stages 8-12)
 grid_sets="dev test test_heldout"  # stage 13 decodes every system of the table on these
 decode_opts="--beam 10 --max-active 2000 --lattice-beam 4"
+gmm_decode_opts="--beam 13 --max-active 7000 --lattice-beam 6"  # GMM decodes (Kaldi's decode.sh defaults)
 nnet_acwt=0.25      # search acoustic scale of neural models and ensembles (GMMs: 0.1); their best
                     # LM weights are ~4-5, and searching at 1/0.1 = 10 kept twice the tokens
 scoring_opts="--min-lmwt 3 --max-lmwt 17"
@@ -97,29 +113,58 @@ fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   log "Stage 4: monophone system"
-  steps/train_mono.sh --nj $nj --cmd "$train_cmd" --seed $gmm_seed data/train data/lang exp/mono
+  if [ -n "$mono_subset" ]; then
+    python -m kdhybrid.bin.subset_data_dir --shortest $mono_subset data/train data/train_mono
+    steps/train_mono.sh --nj $nj --cmd "$train_cmd" --seed $gmm_seed data/train_mono data/lang exp/mono
+    steps/align.sh --nj $nj --cmd "$train_cmd" --beam $gmm_beam --retry-beam $gmm_retry_beam data/train data/lang exp/mono exp/mono_ali
+  else
+    steps/train_mono.sh --nj $nj --cmd "$train_cmd" --seed $gmm_seed data/train data/lang exp/mono
+  fi
 fi
+mono_ali=exp/mono$([ -n "$mono_subset" ] && echo _ali || true)
+ali=exp/${gmm_final}_ali   # the neural models' labels
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  log "Stage 5: triphone system ($tri1_leaves leaves, $tri1_gauss Gaussians) and alignments"
-  steps/train_deltas.sh --nj $nj --cmd "$train_cmd" --seed $gmm_seed $tri1_leaves $tri1_gauss data/train data/lang exp/mono exp/tri1
-  steps/align.sh --nj $nj --cmd "$train_cmd" --beam 20 --retry-beam 100 data/train data/lang exp/tri1 exp/tri1_ali
-  steps/align.sh --nj $nj --cmd "$train_cmd" --beam 20 --retry-beam 100 data/dev data/lang exp/tri1 exp/tri1_ali_dev
+  log "Stage 5: triphone systems (tri1 $tri1_leaves leaves, $tri1_gauss Gaussians$([ $gmm_final = tri3 ] && echo "; tri2, tri3") ) and alignments"
+  beams="--beam $gmm_beam --retry-beam $gmm_retry_beam"
+  steps/train_deltas.sh --nj $nj --cmd "$train_cmd" --seed $gmm_seed $beams $tri1_leaves $tri1_gauss data/train data/lang $mono_ali exp/tri1
+  steps/align.sh --nj $nj --cmd "$train_cmd" $beams data/train data/lang exp/tri1 exp/tri1_ali
+  case $gmm_final in
+    tri1)
+      steps/align.sh --nj $nj --cmd "$train_cmd" $beams data/dev data/lang exp/tri1 exp/tri1_ali_dev ;;
+    tri3)
+      steps/train_lda_mllt.sh --nj $nj --cmd "$train_cmd" --seed $gmm_seed $beams --num-iters $tri23_iters \
+        $tri2_leaves $tri2_gauss data/train data/lang exp/tri1_ali exp/tri2
+      steps/align.sh --nj $nj --cmd "$train_cmd" $beams data/train data/lang exp/tri2 exp/tri2_ali
+      steps/train_sat.sh --nj $nj --cmd "$train_cmd" --seed $gmm_seed $beams --num-iters $tri23_iters \
+        $tri3_leaves $tri3_gauss data/train data/lang exp/tri2_ali exp/tri3
+      steps/align_fmllr.sh --nj $nj --cmd "$train_cmd" $beams data/train data/lang exp/tri3 exp/tri3_ali
+      steps/align_fmllr.sh --nj $nj --cmd "$train_cmd" $beams data/dev data/lang exp/tri3 exp/tri3_ali_dev ;;
+    *) echo "$0: --gmm-final must be tri1 or tri3, not $gmm_final" 1>&2; exit 1 ;;
+  esac
   if [ -n "$phone_timings" ]; then
-    python -m kdhybrid.bin.gmm_report exp/tri1_ali data/lang $phone_timings
+    for x in $(echo tri1 $gmm_final | tr ' ' '\n' | sort -u); do
+      python -m kdhybrid.bin.gmm_report exp/${x}_ali data/lang $phone_timings
+    done
   fi
   for x in train dev; do
-    python -m kdhybrid.bin.make_cuts --ali-dir exp/tri1_ali$([ $x = dev ] && echo _dev) data/$x data/cuts/$x
+    python -m kdhybrid.bin.make_cuts --ali-dir $ali$([ $x = dev ] && echo _dev) data/$x data/cuts/$x
   done
 fi
 
 dec() {  # dec <model-dir> <sets>: decode (k2, tgsmall lattices) unless scored already, rescore with --rescore-lang
-  local m=$1 x acwt=0.1
+  local m=$1 x acwt=0.1 graph=exp/$gmm_final/graph_tgsmall  # neural models: the tree of their labels
+  [ -f $m/final.pkl ] && graph=$m/graph_tgsmall  # a GMM: its own tree's graph
   [ -f $m/final.pkl ] || acwt=$nnet_acwt
   for x in $2; do
     if [ ! -f $m/decode_tgsmall_$x/wer.json ]; then
-      steps/decode.sh --nj $nj --cmd "$decode_cmd" --acwt $acwt $decode_opts --scoring-opts "$scoring_opts" \
-        exp/tri1/graph_tgsmall data/$x $m/decode_tgsmall_$x
+      if [ -f $m/final.alimdl.pkl ]; then
+        steps/decode_fmllr.sh --nj $nj --cmd "$decode_cmd" --decode-opts "--acwt $acwt $gmm_decode_opts" \
+          --scoring-opts "$scoring_opts" $graph data/$x $m/decode_tgsmall_$x
+      else
+        steps/decode.sh --nj $nj --cmd "$decode_cmd" --acwt $acwt $([ -f $m/final.pkl ] && echo $gmm_decode_opts || echo $decode_opts) \
+          --scoring-opts "$scoring_opts" $graph data/$x $m/decode_tgsmall_$x
+      fi
     fi
     if [ -n "$rescore_lang" ] && [ ! -f $m/decode_${rescore_lang##*_}_$x/wer.json ]; then
       steps/lmrescore.sh data/lang_test_tgsmall $rescore_lang data/$x $m/decode_tgsmall_$x $m/decode_${rescore_lang##*_}_$x
@@ -128,21 +173,23 @@ dec() {  # dec <model-dir> <sets>: decode (k2, tgsmall lattices) unless scored a
 }
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  log "Stage 6: decoding graph and tri1 decoding of dev"
-  steps/mkgraph.sh data/lang_test_tgsmall exp/tri1 exp/tri1/graph_tgsmall
-  dec exp/tri1 dev
+  log "Stage 6: decoding graphs; tri1 and $gmm_final decoded on $gmm_decode_sets"
+  for m in $(echo tri1 $gmm_final | tr ' ' '\n' | sort -u); do
+    steps/mkgraph.sh data/lang_test_tgsmall exp/$m exp/$m/graph_tgsmall
+    dec exp/$m "$gmm_decode_sets"
+  done
 fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
-  log "Stage 7: acoustic model zoo (frame cross-entropy on tri1 senones)"
+  log "Stage 7: acoustic model zoo (frame cross-entropy on $gmm_final senones)"
   for arch in $zoo; do
-    [ -f exp/$arch/final.pt ] || steps/train_nnet.sh --cmd "$nnet_cmd" --config conf/$arch.yaml --cuts data/cuts data/train exp/tri1_ali exp/$arch
+    [ -f exp/$arch/final.pt ] || steps/train_nnet.sh --cmd "$nnet_cmd" --config conf/$arch.yaml --cuts data/cuts data/train $ali exp/$arch
   done
 fi
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
-  log "Stage 8: decode tri1 and the zoo on $decode_sets"
-  for m in tri1 $zoo; do dec exp/$m "$decode_sets"; done
+  log "Stage 8: decode the GMMs and the zoo on $decode_sets"
+  for m in $(echo tri1 $gmm_final | tr ' ' '\n' | sort -u) $zoo; do dec exp/$m "$decode_sets"; done
 fi
 
 members=$(for a in $zoo; do echo -n "exp/$a "; done)
@@ -151,7 +198,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   for fusion in posterior logit; do
     [ -f exp/ensemble_$fusion/ensemble.json ] || \
       steps/make_ensemble.sh --fusion $fusion --dev-cuts data/cuts/dev --criterion $ens_criterion \
-        --candidates $ens_candidates --graph exp/tri1/graph_tgsmall --nj $nj --cmd "$decode_cmd" \
+        --candidates $ens_candidates --graph exp/$gmm_final/graph_tgsmall --nj $nj --cmd "$decode_cmd" \
         --decode-opts "--acwt $nnet_acwt $decode_opts" --scoring-opts "$scoring_opts" exp/ensemble_$fusion $members
     # the core decodes the posterior-fusion ensemble on dev only (its weights); stage 13 the rest
     dec exp/ensemble_$fusion "$([ $fusion = logit ] && echo $decode_sets || echo dev)"
@@ -168,7 +215,7 @@ fi
 if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then
   log "Stage 11: the essence student (top-$topk, multitask), decoded"
   [ -f exp/student_k$topk/final.pt ] || \
-    steps/train_student.sh --cmd "$nnet_cmd" --config $student_config --cuts data/cuts data/train exp/tri1_ali $post exp/student_k$topk
+    steps/train_student.sh --cmd "$nnet_cmd" --config $student_config --cuts data/cuts data/train $ali $post exp/student_k$topk
   dec exp/student_k$topk "$decode_sets"
 fi
 
@@ -200,7 +247,7 @@ if [ $stage -le 13 ] && [ $stop_stage -ge 13 ]; then
   student() {  # student <name> <post-dir> <set-opts> [train_student.sh options]
     local name=$1 p=$2 o=$3; shift 3
     [ -f exp/$name/final.pt ] || steps/train_student.sh --cmd "$nnet_cmd" --config $student_config --cuts data/cuts "$@" --set-opts "$o" \
-      data/train exp/tri1_ali $p exp/$name
+      data/train $ali $p exp/$name
     dec exp/$name "$grid_sets"
     results "$grid_sets" "$(cat exp/results_core_time.txt 2>/dev/null || true)" \
       "Full grid (\`./run.sh --stage 13\`): still running, $(elapsed $t13) so far when this table was written."
@@ -209,7 +256,7 @@ if [ $stage -le 13 ] && [ $stop_stage -ge 13 ]; then
   for m in tri1 $zoo ensemble_posterior ensemble_logit student_k$topk; do dec exp/$m "$grid_sets"; done
   for seed in 2 3; do
     [ -f exp/${zoo%% *}_seed$seed/final.pt ] || steps/train_nnet.sh --cmd "$nnet_cmd" --config conf/${zoo%% *}.yaml --cuts data/cuts --set-opts "seed=$seed" \
-      data/train exp/tri1_ali exp/${zoo%% *}_seed$seed
+      data/train $ali exp/${zoo%% *}_seed$seed
     dec exp/${zoo%% *}_seed$seed "$grid_sets"
     student student_k${topk}_seed$seed $post "seed=$seed"
   done

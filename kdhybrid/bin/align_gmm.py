@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from kdhybrid.gmm.align import AlignOptions, Lang, align_utterance, graph_compiler, silence_boosted_am, write_alignment_archive
-from kdhybrid.gmm.feats import GmmFeatConfig, iter_gmm_features
+from kdhybrid.gmm.feats import FeaturePipeline
 from kdhybrid.gmm.model import GmmHmm
 from kdhybrid.io.tables import read_text_table
 
@@ -18,16 +18,17 @@ def main() -> int:
     p.add_argument("--beam", type=float, default=10.0)
     p.add_argument("--retry-beam", type=float, default=40.0)
     p.add_argument("--boost-silence", type=float, default=1.0)
+    p.add_argument("--gmm-model", default="final", help="final, or final.alimdl (speaker-independent pass of SAT)")
+    p.add_argument("--transform-dir", default=None, help="dir with the speakers' fMLLR trans.* (SAT)")
     p.add_argument("model_dir")
     p.add_argument("lang_dir")
     p.add_argument("data_dir")
     p.add_argument("ali")
     a = p.parse_args()
-    import json
     from pathlib import Path
 
-    model = GmmHmm.load(a.model_dir)
-    fc = GmmFeatConfig(**json.loads((Path(a.model_dir) / "feat_opts.json").read_text()))
+    model = GmmHmm.load(a.model_dir, name=a.gmm_model)
+    pipeline = FeaturePipeline.from_model_dir(a.model_dir, a.transform_dir, a.data_dir)
     lang = Lang(a.lang_dir)
     gc = graph_compiler(model, lang)
     text = read_text_table(Path(a.data_dir) / "text", min_fields=1)
@@ -35,7 +36,7 @@ def main() -> int:
     opts = AlignOptions(beam=a.beam, retry_beam=a.retry_beam)
 
     def results():
-        for utt, f in iter_gmm_features(a.data_dir, fc):
+        for utt, f in pipeline.iter_data_dir(a.data_dir):
             if utt not in text:
                 yield utt, None, 0.0, False, f"no transcript in {a.data_dir}/text"
                 continue

@@ -49,6 +49,8 @@ def main() -> int:
     p.add_argument("--search-frames", type=int, default=1500, help="frames per k2 search (memory grows with it)")
     p.add_argument("--job", type=int, default=1)
     p.add_argument("--model-dir", default=None, help="default: the parent of the decode dir")
+    p.add_argument("--gmm-model", default="final", help="a GMM's model: final, or final.alimdl (first pass of SAT)")
+    p.add_argument("--transform-dir", default=None, help="dir with the speakers' fMLLR trans.* (SAT models)")
     p.add_argument("graph_dir")
     p.add_argument("data_dir")
     p.add_argument("decode_dir")
@@ -59,7 +61,7 @@ def main() -> int:
     dec_dir.mkdir(parents=True, exist_ok=True)
     model_dir = Path(a.model_dir) if a.model_dir else dec_dir.parent
     info = read_graph_info(a.graph_dir)
-    scorer = load_scorer(model_dir)
+    scorer = load_scorer(model_dir, a.gmm_model, a.transform_dir, a.data_dir)
     check_pdfs(scorer, a.graph_dir, info, model_dir)
     log.info("model: %s; graph %s (%s states, %s arcs)", scorer.description, a.graph_dir, info.get("k2_states"), info.get("k2_arcs"))
     t_load = time.time()
@@ -78,7 +80,7 @@ def main() -> int:
     all_utts, lats, nbest = [], [], {}
     for utts, feats, cmvn in iter_feature_batches(a.data_dir, a.batch_frames):
         t0 = time.time()
-        scores = [a.acwt * ll for ll in scorer.loglikes(feats, cmvn)]
+        scores = [a.acwt * ll for ll in scorer.loglikes(feats, cmvn, utts)]
         t1 = time.time()
         if a.backend == "k2":
             lat, no_path = search(graph, scores, a.beam, a.lattice_beam, a.min_active, a.max_active, a.search_frames, utts=utts, log=log)

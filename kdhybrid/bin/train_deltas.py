@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from kdhybrid.bin._common import setup_logging
-from kdhybrid.gmm.train import DeltasConfig, train_deltas
+from kdhybrid.gmm.train import DeltasConfig, configure_em, train_deltas
 
 
 def main() -> int:
@@ -27,12 +27,7 @@ def main() -> int:
     a = p.parse_args()
     setup_logging(a.exp_dir)
     cfg = DeltasConfig(num_leaves=a.num_leaves, tot_gauss=a.tot_gauss, min_count=a.min_count)
-    cfg.em.num_iters = a.num_iters
-    cfg.em.seed = a.seed
-    cfg.em.realign_iters = tuple(i for i in cfg.em.realign_iters if i < a.num_iters)
-    cfg.em.max_iter_inc = min(cfg.em.max_iter_inc, a.num_iters - 1)
-    cfg.em.align.beam = a.beam
-    cfg.em.align.retry_beam = a.retry_beam
+    configure_em(cfg.em, a.num_iters, a.seed, a.beam, a.retry_beam)
     s = train_deltas(a.data_dir, a.lang_dir, a.ali_dir, a.exp_dir, a.nj, cfg)
     print(f"train_deltas: {a.exp_dir}: {s['num_pdfs']} leaves, {s['num_gauss']} Gaussians, log-like/frame "
           f"{s['final_like_per_frame']:.3f}, {s['aligned_utterances']} utterances aligned, "

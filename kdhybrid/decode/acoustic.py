@@ -30,23 +30,34 @@ class AcousticScorer:
     num_pdfs: int = 0
     description: str = ""
 
-    def loglikes(self, feats: Sequence[np.ndarray], cmvn: Sequence[Optional[np.ndarray]]) -> List[torch.Tensor]:
+    def loglikes(self, feats: Sequence[np.ndarray], cmvn: Sequence[Optional[np.ndarray]],
+                 utts: Optional[Sequence[str]] = None) -> List[torch.Tensor]:
         """:param feats: per utterance (T_i, F) float32 fbank. :param cmvn: per utterance the
-        speaker's (2, F+1) CMVN stats or None.
+        speaker's (2, F+1) CMVN stats or None. :param utts: the utterance ids (needed by
+        speaker-adapted GMMs, whose fMLLR transform is the speaker's).
         :return: per utterance (T_i, num_pdfs) float32 log-likelihoods (unscaled)."""
         raise NotImplementedError
 
 
 class GmmScorer(AcousticScorer):
-    """Log-likelihoods of a GMM-HMM's pdfs (its features: cepstra + deltas of CMVN'd fbank)."""
+    """Log-likelihoods of a GMM-HMM's pdfs on its features (:class:`kdhybrid.gmm.feats.FeaturePipeline`:
+    cepstra + deltas, or spliced cepstra through ``final.mat``, then fMLLR).
 
-    def __init__(self, model_dir: Pathlike):
-        from kdhybrid.gmm.feats import GmmFeatConfig
+    :param model: ``final`` or, for the first pass of a speaker-adapted system, ``final.alimdl``.
+    :param transform_dir: dir with the speakers' ``trans.*`` (fMLLR) for ``data_dir``; a
+        speaker-adapted model (one with ``final.alimdl``) decoded without them raises."""
+
+    def __init__(self, model_dir: Pathlike, model: str = "final", transform_dir: Optional[Pathlike] = None,
+                 data_dir: Optional[Pathlike] = None):
+        from kdhybrid.gmm.feats import FeaturePipeline
         from kdhybrid.gmm.model import GmmHmm
 
         d = Path(model_dir)
-        self.model = GmmHmm.load(d)
-        self.feat_cfg = GmmFeatConfig(**json.loads((d / "feat_opts.json").read_text()))
+        if model == "final" and transform_dir is None and (d / "final.alimdl.pkl").is_file():
+            raise ValueError(f"{d}: a speaker-adapted (SAT) model needs fMLLR transforms: decode with "
+                             f"steps/decode_fmllr.sh (or --transform-dir), or its final.alimdl")
+        self.model = GmmHmm.load(d, name=model)
+        self.pipeline = FeaturePipeline.from_model_dir(d, transform_dir, data_dir)
         self.num_pdfs = self.model.num_pdfs
         am = self.model.am
         gconsts, mi, iv, owner = [], [], [], []
@@ -61,7 +72,8 @@ class GmmScorer(AcousticScorer):
         self.inv_vars = np.concatenate(iv)  # (G, D)
         owner = np.concatenate(owner)
         self.starts = np.r_[0, np.flatnonzero(np.diff(owner)) + 1]  # first Gaussian of each pdf
-        self.description = f"GMM-HMM {d} ({self.num_pdfs} pdfs, {len(owner)} Gaussians)"
+        self.description = (f"GMM-HMM {d}/{model} ({self.num_pdfs} pdfs, {len(owner)} Gaussians"
+                            f"{', fMLLR from ' + str(transform_dir) if transform_dir else ''})")
 
     def pdf_loglikes(self, x: np.ndarray) -> np.ndarray:
         """(T, D) features -> (T, num_pdfs) float32: log sum over each pdf's Gaussians."""
@@ -72,10 +84,11 @@ class GmmScorer(AcousticScorer):
         s = np.add.reduceat(np.exp(ll - owner_max), self.starts, axis=1)
         return (mx + np.log(s)).astype(np.float32)
 
-    def loglikes(self, feats, cmvn):
-        from kdhybrid.gmm.feats import gmm_features
-
-        return [torch.from_numpy(self.pdf_loglikes(gmm_features(f, c, self.feat_cfg))) for f, c in zip(feats, cmvn)]
+    def loglikes(self, feats, cmvn, utts=None):
+        if self.pipeline.transforms is not None and utts is None:
+            raise ValueError("GmmScorer: fMLLR needs the utterance ids")
+        utts = utts if utts is not None else [""] * len(feats)
+        return [torch.from_numpy(self.pdf_loglikes(self.pipeline(u, f, c))) for u, f, c in zip(utts, feats, cmvn)]
 
 
 def nnet_inputs(feats: Sequence[np.ndarray], cmvn: Sequence[Optional[np.ndarray]]) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -118,12 +131,14 @@ class NnetScorer(AcousticScorer):
         lp = self.model.log_posteriors(x, lengths, self.head)
         return [lp[i, : int(n)] for i, n in enumerate(lengths)]
 
-    def loglikes(self, feats, cmvn):
+    def loglikes(self, feats, cmvn, utts=None):
         return [lp - self.log_priors[None, :] for lp in self.log_posteriors(feats, cmvn)]
 
 
-def load_scorer(model_dir: Pathlike) -> AcousticScorer:
-    """The scorer of an exp dir: ``ensemble.json``, ``final.pt`` or ``final.pkl`` (first found)."""
+def load_scorer(model_dir: Pathlike, gmm_model: str = "final", transform_dir: Optional[Pathlike] = None,
+                data_dir: Optional[Pathlike] = None) -> AcousticScorer:
+    """The scorer of an exp dir: ``ensemble.json``, ``final.pt`` or ``final.pkl`` (first found);
+    a GMM's ``gmm_model``, ``transform_dir`` and ``data_dir`` go to :class:`GmmScorer`."""
     d = Path(model_dir)
     if (d / "ensemble.json").is_file():
         from kdhybrid.distill.ensemble import EnsembleScorer
@@ -132,7 +147,7 @@ def load_scorer(model_dir: Pathlike) -> AcousticScorer:
     if (d / "final.pt").is_file():
         return NnetScorer(d / "final.pt")
     if (d / "final.pkl").is_file():
-        return GmmScorer(d)
+        return GmmScorer(d, gmm_model, transform_dir, data_dir)
     raise FileNotFoundError(f"{d}: no model (ensemble.json, final.pt or final.pkl)")
 
 

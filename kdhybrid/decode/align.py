@@ -33,7 +33,7 @@ def align_with_scorer(scorer: AcousticScorer, tree_model: GmmHmm, lang: Lang, da
     gc = graph_compiler(tree_model, lang)
     tid2pdf = tree_model.tid2pdf()
     for utts, feats, cmvn in iter_feature_batches(data_dir, batch_frames):
-        for utt, ll in zip(utts, scorer.loglikes(feats, cmvn)):
+        for utt, ll in zip(utts, scorer.loglikes(feats, cmvn, utts)):
             if utt not in transcripts:
                 yield utt, None, 0.0, False, "no transcript"
                 continue

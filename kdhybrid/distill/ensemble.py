@@ -125,7 +125,7 @@ class EnsembleScorer(AcousticScorer):
         lp = fuse(list(z), [self.cfg.weights[i] for i in used], self.cfg.fusion, temperature)
         return [lp[i, : int(n)] for i, n in enumerate(lengths)]
 
-    def loglikes(self, feats, cmvn):
+    def loglikes(self, feats, cmvn, utts=None):
         return [lp - self.log_priors[None, :] for lp in self.log_posteriors(feats, cmvn)]
 
 

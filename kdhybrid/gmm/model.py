@@ -58,17 +58,19 @@ class GmmHmm:
         return out
 
     # -------------------------------------------------------------- persistence
-    def save(self, exp_dir: Pathlike, name: str = "final") -> None:
-        """Write ``<name>.mdl`` (Kaldi text), ``<name>.pkl`` and (for ``final``) ``tree``."""
+    def save(self, exp_dir: Pathlike, name: str = "final", mdl_file: Optional[str] = None) -> None:
+        """Write ``<name>.mdl`` (Kaldi text; or ``mdl_file``, e.g. ``final.alimdl``),
+        ``<name>.pkl`` and ``tree``."""
         exp_dir = Path(exp_dir)
         exp_dir.mkdir(parents=True, exist_ok=True)
         tmp = exp_dir / f"{name}.pkl.tmp"
         with open(tmp, "wb") as f:
             pickle.dump({"topo": str(self.topo), "tree": self.tree, "tm": self.tm, "am": self.am}, f)
         tmp.replace(exp_dir / f"{name}.pkl")
-        tmp = exp_dir / f"{name}.mdl.tmp"
+        mdl = exp_dir / (mdl_file or f"{name}.mdl")
+        tmp = mdl.with_name(mdl.name + ".tmp")
         tmp.write_text(kaldi_text_model(self.tm, self.am))
-        tmp.replace(exp_dir / f"{name}.mdl")
+        tmp.replace(mdl)
         self.tree.write(binary=True, filename=str(exp_dir / "tree.tmp"))
         (exp_dir / "tree.tmp").replace(exp_dir / "tree")
 
@@ -158,7 +160,9 @@ def gmm_loglikes(g: "khg.DiagGmm", x: np.ndarray) -> np.ndarray:
     return np.asarray(g.gconsts)[None, :] + x @ np.asarray(g.means_invvars).T - 0.5 * (x * x) @ np.asarray(g.inv_vars).T
 
 
-def accumulate_pdf_stats(am: "khg.AmDiagGmm", feats: np.ndarray, pdf_of_frame: np.ndarray, pdfs: np.ndarray) -> dict:
+def accumulate_pdf_stats(
+    am: "khg.AmDiagGmm", feats: np.ndarray, pdf_of_frame: np.ndarray, pdfs: np.ndarray, stats_feats: Optional[np.ndarray] = None
+) -> dict:
     """E-step for frames with known pdfs, for the pdfs ``pdfs`` only.
 
     Each pdf's statistics are computed from all of its frames in the order they have in
@@ -168,6 +172,9 @@ def accumulate_pdf_stats(am: "khg.AmDiagGmm", feats: np.ndarray, pdf_of_frame: n
     :param feats: (T, D) float32, all frames (any number of utterances, concatenated).
     :param pdf_of_frame: (T,) int, the pdf of each frame (from the alignment), -1 for none.
     :param pdfs: (P,) int, the pdfs wanted.
+    :param stats_feats: (T, D) float32 or None: when given, the Gaussian posteriors come from
+        ``feats`` and the statistics from ``stats_feats`` (Kaldi's gmm-acc-stats-twofeats, which
+        train_sat.sh uses for the speaker-independent alignment model).
     :return: {"pdfs": list of P ints, "occ": P arrays (M,), "x" and "xx": P arrays (M, D),
         "loglike": P floats (each pdf's total frame log-likelihood)}, float64.
     """
@@ -187,6 +194,8 @@ def accumulate_pdf_stats(am: "khg.AmDiagGmm", feats: np.ndarray, pdf_of_frame: n
             tot = post.sum(axis=1, keepdims=True)
             post /= tot
             ll_tot = float((mx[:, 0] + np.log(tot[:, 0])).sum())
+            if stats_feats is not None:
+                x = stats_feats[order[s:e]].astype(np.float64)
             occ, sx, sxx = post.sum(axis=0), post.T @ x, post.T @ (x * x)
         out["pdfs"].append(p)
         out["occ"].append(occ)
@@ -203,6 +212,8 @@ class MleConfig:
     min_variance: float = 0.001
     min_gaussian_occupancy: float = 10.0
     min_gaussian_weight: float = 1.0e-5
+    update_weights: bool = True  # False: means and variances only (gmm-est --update-flags=mv)
+    remove_low_count: bool = True  # False: keep every Gaussian (--remove-low-count-gaussians=false)
 
 
 def mle_update(am: "khg.AmDiagGmm", st: GmmStats, cfg: Optional[MleConfig] = None) -> int:
@@ -225,8 +236,13 @@ def mle_update(am: "khg.AmDiagGmm", st: GmmStats, cfg: Optional[MleConfig] = Non
         if ok.any():
             means[ok] = st.x[p][ok] / occ[ok, None]
             vars_[ok] = np.maximum(st.xx[p][ok] / occ[ok, None] - means[ok] ** 2, cfg.min_variance)
+        if not cfg.update_weights:
+            g.set_means(means.astype(np.float32))
+            g.set_invvars((1.0 / vars_).astype(np.float32))
+            g.compute_gconsts()
+            continue
         weights = occ / tot
-        keep = weights >= cfg.min_gaussian_weight
+        keep = weights >= cfg.min_gaussian_weight if cfg.remove_low_count else np.ones(len(occ), bool)
         if not keep.any():
             keep[np.argmax(weights)] = True
         if not keep.all():

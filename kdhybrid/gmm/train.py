@@ -36,7 +36,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from kdhybrid.gmm.align import AlignOptions, Lang, align_utterance, equal_align, graph_compiler, silence_boosted_am
-from kdhybrid.gmm.feats import GmmFeatConfig, iter_gmm_features
+from kdhybrid.gmm.feats import GmmFeatConfig, gmm_features
+from kdhybrid.io.datadir import iter_utterance_features
 from kdhybrid.gmm.mixup import mix_up as split_by_count
 from kdhybrid.gmm.model import GmmHmm, GmmStats, MleConfig, accumulate_pdf_stats, mle_update, single_gaussian
 from kdhybrid.io.datadir import split_data
@@ -50,27 +51,68 @@ log = logging.getLogger("kdhybrid.gmm")
 # ---------------------------------------------------------------- features and alignments
 
 
+def shared_array(shape: Tuple[int, ...], dtype=np.float32) -> np.ndarray:
+    """A zeroed array in anonymous shared memory: processes forked after its creation see
+    the parent's later writes (the driver re-projects features in place during LDA+MLLT and
+    SAT training, and the workers align with the new ones)."""
+    import mmap
+
+    n = int(np.prod(shape))
+    buf = mmap.mmap(-1, max(n * np.dtype(dtype).itemsize, 1))
+    return np.frombuffer(buf, dtype=dtype, count=n).reshape(shape)
+
+
 @dataclass
 class UttFeatures:
     """The GMM features of every utterance of a data dir, in its order, in one array.
 
-    ``x`` (T, D) float32 holds utterance ``utts[i]`` in rows ``offsets[i]:offsets[i+1]``
-    ((U + 1,) int64)."""
+    ``x`` (T, D) float32, in shared memory, holds utterance ``utts[i]`` in rows
+    ``offsets[i]:offsets[i+1]`` ((U + 1,) int64); ``spks[i]`` is its speaker.
+
+    For spliced configs (LDA+MLLT, SAT) the driver also keeps ``source`` (T, num_ceps), the
+    static cepstra: :meth:`set_matrix` projects their splices through ``final.mat`` into
+    ``x``, and :meth:`set_transforms` applies per-speaker fMLLR transforms on top (the
+    features before them stay in ``si``, shared too). Both write ``x`` in place, so workers
+    forked earlier see the new features."""
 
     utts: List[str]
     offsets: np.ndarray
-    x: np.ndarray
+    x: Optional[np.ndarray]
+    spks: List[str] = field(default_factory=list)
+    source: Optional[np.ndarray] = None
+    splice: int = 0
+    matrix: Optional[np.ndarray] = None
+    si: Optional[np.ndarray] = None
+    transforms: Optional[Dict[str, np.ndarray]] = None
 
     @classmethod
-    def load(cls, data_dir: Pathlike, cfg: GmmFeatConfig) -> "UttFeatures":
+    def load(cls, data_dir: Pathlike, cfg: GmmFeatConfig, matrix: Optional[np.ndarray] = None) -> "UttFeatures":
+        """Deltas (``cfg.splice_context`` = 0), or static cepstra kept for splicing, projected
+        by ``matrix`` (D, num_ceps * (2 c + 1)) when given (else ``x`` stays None until
+        :meth:`set_matrix`)."""
+        from kdhybrid.gmm.feats import cepstra
+        from kdhybrid.io.datadir import read_data_dir
+
         utts, parts = [], []
-        for u, f in iter_gmm_features(data_dir, cfg):
+        spliced = cfg.splice_context > 0
+        base = GmmFeatConfig(**{**asdict(cfg), "splice_context": 0, "delta_order": 0}) if spliced else cfg
+        for u, f, c in iter_utterance_features(data_dir, require_cmvn=True):
             utts.append(u)
-            parts.append(f)
+            parts.append(cepstra(f, c, base) if spliced else gmm_features(f, c, base))
+        utt2spk = read_data_dir(data_dir).utt2spk
         offsets = np.zeros(len(parts) + 1, dtype=np.int64)
         np.cumsum([len(f) for f in parts], out=offsets[1:])
-        x = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
-        return cls(utts, offsets, x)
+        dim = parts[0].shape[1] if parts else 0
+        self = cls(utts, offsets, None, [utt2spk[u] for u in utts], splice=cfg.splice_context)
+        if spliced:
+            self.source = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+            if matrix is not None:
+                self.set_matrix(matrix)
+        else:
+            self.x = shared_array((int(offsets[-1]), dim))
+            if parts:
+                np.concatenate(parts, out=self.x)
+        return self
 
     def index(self) -> Dict[str, int]:
         return {u: i for i, u in enumerate(self.utts)}
@@ -78,16 +120,85 @@ class UttFeatures:
     def get(self, i: int) -> np.ndarray:
         return self.x[self.offsets[i] : self.offsets[i + 1]]
 
+    def spliced(self, i: int) -> np.ndarray:
+        """(T_i, num_ceps * (2 c + 1)) float32 spliced cepstra of utterance ``i``."""
+        from kdhybrid.gmm.lda import splice_frames
 
-def frame_pdfs(feats: UttFeatures, alis: Dict[str, np.ndarray], tid2pdf: np.ndarray) -> np.ndarray:
+        return splice_frames(self.source[self.offsets[i] : self.offsets[i + 1]], self.splice)
+
+    def set_matrix(self, matrix: np.ndarray) -> None:
+        """``x`` = spliced cepstra projected by ``matrix`` (D, num_ceps * (2 c + 1)), then the
+        speaker transforms if set. The first call allocates ``x`` (before forking workers)."""
+        m = np.asarray(matrix, dtype=np.float64)
+        if self.x is None:
+            self.x = shared_array((int(self.offsets[-1]), m.shape[0]))
+        elif self.x.shape[1] != m.shape[0]:
+            raise ValueError(f"feature dim {self.x.shape[1]} cannot change to {m.shape[0]} after workers were forked")
+        self.matrix = m
+        target = self.si if self.si is not None else self.x
+        for i in range(len(self.utts)):
+            target[self.offsets[i] : self.offsets[i + 1]] = self.spliced(i) @ m.T
+        if self.transforms is not None:
+            self.set_transforms(self.transforms)
+
+    def set_transforms(self, transforms: Dict[str, np.ndarray]) -> None:
+        """``x`` = each speaker's fMLLR ``[A b]`` (D, D + 1) applied to ``si`` (which is made,
+        shared, from ``x`` on the first call: call it before forking workers)."""
+        from kdhybrid.gmm.fmllr import apply_transform
+
+        if self.si is None:
+            self.si = shared_array(self.x.shape)
+            self.si[:] = self.x
+        self.transforms = dict(transforms)
+        for i, spk in enumerate(self.spks):
+            s, e = self.offsets[i], self.offsets[i + 1]
+            self.x[s:e] = apply_transform(self.si[s:e], self.transforms[spk])
+
+    def speaker_rows(self) -> Dict[str, np.ndarray]:
+        """speaker -> (n,) int64 frame rows of its utterances, in data order."""
+        rows: Dict[str, List[np.ndarray]] = {}
+        for i, spk in enumerate(self.spks):
+            rows.setdefault(spk, []).append(np.arange(self.offsets[i], self.offsets[i + 1]))
+        return {k: np.concatenate(v) for k, v in rows.items()}
+
+
+def frame_pdfs(feats: UttFeatures, alis: Dict[str, np.ndarray], tid2pdf: np.ndarray,
+               drop_tids: Optional[np.ndarray] = None) -> np.ndarray:
     """(T,) int32: the pdf of every frame of ``feats`` under ``alis`` (-1 where an utterance
-    has no alignment)."""
-    out = np.full(feats.x.shape[0], -1, dtype=np.int32)
+    has no alignment, and where the frame's transition-id is in ``drop_tids``, e.g. silence's:
+    Kaldi's weight-silence-post 0.0)."""
+    out = np.full(int(feats.offsets[-1]), -1, dtype=np.int32)
+    lut = tid2pdf.copy()
+    if drop_tids is not None:
+        lut[np.asarray(drop_tids, dtype=np.int64)] = -1
     for i, u in enumerate(feats.utts):
         a = alis.get(u)
         if a is not None:
-            out[feats.offsets[i] : feats.offsets[i + 1]] = tid2pdf[a]
+            out[feats.offsets[i] : feats.offsets[i + 1]] = lut[a]
     return out
+
+
+def silence_tids(model: GmmHmm, lang: Lang) -> np.ndarray:
+    """(n,) int64: the transition-ids of the lang dir's silence phones."""
+    phones = model.tid2phone()
+    return np.flatnonzero(np.isin(phones, lang.silence) & (np.arange(len(phones)) > 0))
+
+
+def single_threaded_blas(fn: Callable) -> Callable:
+    """Run ``fn`` with BLAS limited to one thread (threadpoolctl): the driver's statistics
+    and transform estimates then never depend on the thread count (OpenBLAS's results do,
+    in the last bits), and small matrix work is not slowed by threads fighting over a
+    loaded machine (an MLLT estimate took 100 s with the default threads, 0.8 s with one)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 # ---------------------------------------------------------------- worker processes
@@ -135,10 +246,12 @@ class _JobState:
                 likes[u] = ll
         return {"alis": alis, "likes": likes, "retried": retried}
 
-    def accumulate(self, pdf_of_frame: np.ndarray, pdfs: np.ndarray) -> dict:
+    def accumulate(self, pdf_of_frame: np.ndarray, pdfs: np.ndarray, si_stats: bool = False) -> dict:
         """Gaussian statistics of the pdfs ``pdfs`` over all frames (see
-        :func:`kdhybrid.gmm.model.accumulate_pdf_stats`)."""
-        return accumulate_pdf_stats(self.model.am, self.feats.x, pdf_of_frame, pdfs)
+        :func:`kdhybrid.gmm.model.accumulate_pdf_stats`); with ``si_stats`` the statistics
+        of the speaker-independent features under the adapted features' posteriors."""
+        two = self.feats.si if si_stats else None
+        return accumulate_pdf_stats(self.model.am, self.feats.x, pdf_of_frame, pdfs, stats_feats=two)
 
     def convert(self, old_tm_pickle: bytes, new_model: GmmHmm, alis: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         """convert-ali: ``alis`` (this job's) to the new model's transition-ids."""
@@ -173,8 +286,8 @@ class Jobs:
     features that the driver loaded (forked after loading). The driver keeps every
     utterance's alignment in ``alis``."""
 
-    def __init__(self, data_dir: Pathlike, lang_dir: Pathlike, nj: int, feat_cfg: GmmFeatConfig):
-        self.feats = UttFeatures.load(data_dir, feat_cfg)
+    def __init__(self, data_dir: Pathlike, lang_dir: Pathlike, nj: int, feats: Union[GmmFeatConfig, UttFeatures]):
+        self.feats = feats if isinstance(feats, UttFeatures) else UttFeatures.load(data_dir, feats)
         self.dirs = split_data(data_dir, nj)
         text = read_text_table(Path(data_dir) / "text", min_fields=1)
         self.splits = [list(read_text_table(d / "utt2spk")) for d in self.dirs]
@@ -227,10 +340,11 @@ class Jobs:
         frames = sum(len(a) for a in self.alis.values())
         return {"failed": failed, "retried": sum(r["retried"] for r in res), "like": math.fsum(likes), "frames": frames}
 
-    def accumulate(self, model: GmmHmm) -> Tuple[GmmStats, np.ndarray]:
+    def accumulate(self, model: GmmHmm, si_stats: bool = False) -> Tuple[GmmStats, np.ndarray]:
         """Statistics of the current alignments under the workers' model (set_model first):
         Gaussian statistics, pdfs shared out among the workers by frame count, and
-        transition counts (num_transition_ids + 1,) float64."""
+        transition counts (num_transition_ids + 1,) float64. ``si_stats``: of the
+        speaker-independent features (see :meth:`_JobState.accumulate`)."""
         tid2pdf = model.tid2pdf()
         pdf_of_frame = frame_pdfs(self.feats, self.alis, tid2pdf)
         counts = np.bincount(pdf_of_frame[pdf_of_frame >= 0], minlength=model.num_pdfs)
@@ -240,7 +354,7 @@ class Jobs:
             j = load.index(min(load))
             shares[j].append(p)
             load[j] += int(counts[p])
-        parts = self.call_each("accumulate", [(pdf_of_frame, np.asarray(sorted(s), dtype=np.int64)) for s in shares])
+        parts = self.call_each("accumulate", [(pdf_of_frame, np.asarray(sorted(s), dtype=np.int64), si_stats) for s in shares])
         st = GmmStats.from_pdf_stats(model.am, parts, frames=int((pdf_of_frame >= 0).sum()))
         ali = [self.alis[u] for u in self.feats.utts if u in self.alis]
         n = model.tm.num_transition_ids + 1
@@ -281,6 +395,17 @@ class EmConfig:
     align: AlignOptions = field(default_factory=AlignOptions)
 
 
+def configure_em(em: "EmConfig", num_iters: int, seed: int, beam: float, retry_beam: float) -> None:
+    """Set a triphone schedule's iteration count (realignments and mix-up cut to fit), seed
+    and alignment beams, in place (the train_* commands' options)."""
+    em.num_iters = num_iters
+    em.seed = seed
+    em.realign_iters = tuple(i for i in em.realign_iters if i < num_iters)
+    em.max_iter_inc = min(em.max_iter_inc, num_iters - 1)
+    em.align.beam = beam
+    em.align.retry_beam = retry_beam
+
+
 def em_iteration(model: GmmHmm, jobs: Jobs, mle: MleConfig) -> Tuple[GmmStats, np.ndarray]:
     """Accumulate over all jobs and update transitions and GMMs in place."""
     st, tcounts = jobs.accumulate(model)
@@ -298,13 +423,17 @@ def mix_up(model: GmmHmm, st: GmmStats, target: int, cfg: EmConfig, stream: Sequ
 
 
 def run_em(
-    model: GmmHmm, jobs: Jobs, cfg: EmConfig, stage: int, progress: Callable = print
+    model: GmmHmm, jobs: Jobs, cfg: EmConfig, stage: int, progress: Callable = print,
+    hook: Optional[Callable[[int, GmmHmm], Optional[dict]]] = None,
 ) -> List[dict]:
     """Kaldi's EM schedule: iterations 1..num_iters, realign on ``realign_iters``, mix up by
     ``inc_gauss`` a pass until ``max_iter_inc``. Iteration 0 (stats from the initial
-    alignment) must have been run by the caller. ``stage`` (0 mono, 1 triphone) and the
-    iteration seed the mix-up with ``cfg.seed``. Returns per-iteration records (what
-    ``train.json`` keeps; each one's wall time goes to ``progress`` only)."""
+    alignment) must have been run by the caller. ``stage`` (0 mono, 1 triphone, 2 LDA+MLLT,
+    3 SAT) and the iteration seed the mix-up with ``cfg.seed``. ``hook(iteration, model)``
+    runs after the realignment and before the statistics (MLLT or fMLLR re-estimation: it may
+    change the model and the features in place) and returns what to record. Returns
+    per-iteration records (what ``train.json`` keeps; each one's wall time goes to
+    ``progress`` only)."""
     num_gauss = model.num_gauss
     inc = max(0, (cfg.tot_gauss - num_gauss) // max(cfg.max_iter_inc, 1))
     history = []
@@ -322,6 +451,11 @@ def run_em(
             )
             for u in res["failed"]:
                 log.warning("iteration %d: utterance %s failed to align (dropped from this pass)", it, u)
+        if hook is not None:
+            extra = hook(it, model)
+            if extra:
+                rec.update(extra)
+                jobs.call("set_model", model, False)
         st, _ = em_iteration(model, jobs, MleConfig())
         if it <= cfg.max_iter_inc:
             num_gauss += inc
@@ -382,6 +516,7 @@ def init_mono(lang: Lang, feats_for_stats: np.ndarray) -> GmmHmm:
     return GmmHmm(topo, tree, tm, am)
 
 
+@single_threaded_blas
 def train_mono(data_dir: Pathlike, lang_dir: Pathlike, exp_dir: Pathlike, nj: int, cfg: Optional[MonoConfig] = None) -> dict:
     """Train a monophone system into ``exp_dir`` (final.mdl, tree, ali.*.gz, ...)."""
     cfg = cfg or MonoConfig()
@@ -462,31 +597,63 @@ class DeltasConfig:
 def train_deltas(data_dir: Pathlike, lang_dir: Pathlike, ali_dir: Pathlike, exp_dir: Pathlike, nj: int, cfg: Optional[DeltasConfig] = None) -> dict:
     """Kaldi's train_deltas.sh: tree from the alignments in ``ali_dir``, alignments converted
     to the new tree, EM with realignment and mix-up to ``tot_gauss``."""
+    cfg = cfg or DeltasConfig()
+    return train_tree_system(data_dir, lang_dir, ali_dir, exp_dir, nj, cfg, UttFeatures.load(data_dir, cfg.feats), stage=1)
+
+
+@dataclass
+class SystemHooks:
+    """What a triphone system adds to :func:`train_tree_system` (LDA+MLLT, SAT):
+
+    * ``before_tree(jobs, old_model)``: after the input alignments are loaded, before the tree
+      statistics (e.g. the first fMLLR transforms); returns what ``train.json`` records;
+    * ``iteration(it, model, jobs)``: see :func:`run_em`'s hook;
+    * ``finish(model, jobs, exp_dir)``: after the final alignment, writes its own files
+      (``final.mat``, ``trans.*``, ``final.alimdl``); returns what ``train.json`` records."""
+
+    before_tree: Optional[Callable[[Jobs, GmmHmm], dict]] = None
+    iteration: Optional[Callable[[int, GmmHmm, Jobs], Optional[dict]]] = None
+    finish: Optional[Callable[[GmmHmm, Jobs, Path], dict]] = None
+
+
+@single_threaded_blas
+def train_tree_system(
+    data_dir: Pathlike, lang_dir: Pathlike, ali_dir: Pathlike, exp_dir: Pathlike, nj: int, cfg,
+    feats: UttFeatures, stage: int, hooks: Optional[SystemHooks] = None,
+) -> dict:
+    """A triphone system on ``feats`` (Kaldi's train_deltas.sh / train_lda_mllt.sh /
+    train_sat.sh share this): tree statistics from the alignments of ``ali_dir`` in the
+    features' space, the tree, one Gaussian per leaf, alignments converted to the new tree,
+    EM with realignment and mix-up to ``cfg.tot_gauss``, a final alignment. ``cfg`` has
+    ``num_leaves``, ``tot_gauss``, ``min_count``, ``em`` and ``feats``."""
     import pickle
 
     from kdhybrid.gmm import tree as T
 
-    cfg = cfg or DeltasConfig()
+    hooks = hooks or SystemHooks()
     exp_dir = Path(exp_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     lang = Lang(lang_dir)
     old = GmmHmm.load(ali_dir)
     alis = read_alignments(ali_dir)
-    jobs = Jobs(data_dir, lang_dir, nj, cfg.feats)
+    jobs = Jobs(data_dir, lang_dir, nj, feats)
     timings = {}
+    recorded: dict = {}
     try:
         jobs.alis = {u: alis[u] for u in jobs.feats.utts if u in alis}
         missing = len(jobs.feats.utts) - len(jobs.alis)
         old_tm = pickle.dumps(old.tm)
+        if hooks.before_tree is not None:
+            recorded.update(hooks.before_tree(jobs, old))
         # acc-tree-stats over every aligned utterance, in the data dir's order.
         info = T.TidInfo.of(old.tm)
         rows = [(jobs.alis[u], jobs.feats.get(i)) for i, u in enumerate(jobs.feats.utts) if u in jobs.alis]
         stats = T.accumulate_tree_stats([T.frame_contexts(a, info) for a, _ in rows], [f for _, f in rows])
         roots = [[int(x) for x in l.split()[2:]] for l in (Path(lang_dir) / "phones/roots.int").read_text().splitlines()]
-        extra = [[int(x) for x in l.split()] for l in (Path(lang_dir) / "phones/extra_questions.int").read_text().splitlines() if l.strip()]
+        extra_q = [[int(x) for x in l.split()] for l in (Path(lang_dir) / "phones/extra_questions.int").read_text().splitlines() if l.strip()]
         t0 = time.time()
-        questions = T.cluster_phone_questions(stats, lang.sets, extra)
+        questions = T.cluster_phone_questions(stats, lang.sets, extra_q)
         topo = lang.topo()
         npc = {p: topo.num_pdf_classes(p) for p in topo.phones}
         nodes, num_leaves, tree_info = T.build_tree(stats, roots, questions, npc, T.TreeConfig(cfg.num_leaves, cfg.min_count))
@@ -520,20 +687,24 @@ def train_deltas(data_dir: Pathlike, lang_dir: Pathlike, ali_dir: Pathlike, exp_
         jobs.convert(old_tm, model)
         jobs.call("set_model", model, True)
         st, _ = em_iteration(model, jobs, MleConfig())
-        mix_up(model, st, num_leaves, cfg.em, (1, 0))
+        mix_up(model, st, num_leaves, cfg.em, (stage, 0))
         history = [{"iter": 0, "like_per_frame": st.loglike / max(st.frames, 1), "frames": st.frames, "num_gauss": model.num_gauss}]
         log.info(json.dumps(history[0]))
         em = cfg.em
         em.tot_gauss = cfg.tot_gauss
-        history += run_em(model, jobs, em, stage=1, progress=log.info)
+        it_hook = hooks.iteration
+        history += run_em(model, jobs, em, stage=stage, progress=log.info,
+                          hook=(lambda it, m: it_hook(it, m, jobs)) if it_hook is not None else None)
         jobs.call("set_model", model, False)
         final_failed = jobs.align(em.align, em.boost_silence)["failed"]
+        if hooks.finish is not None:
+            recorded.update(hooks.finish(model, jobs, exp_dir))
         model.save(exp_dir)
         counts = write_alignments(jobs, exp_dir)
     finally:
         jobs.close()
     summary = _summary(model, history, counts, final_failed)
-    summary.update(tree=tree_info, questions=len(questions), utterances_without_input_alignment=missing)
+    summary.update(tree=tree_info, questions=len(questions), utterances_without_input_alignment=missing, **recorded)
     seconds = time.time() - t_start
     _write_exp_files(exp_dir, lang_dir, cfg, summary, seconds, **timings)
     summary.update(seconds=round(seconds, 1), **timings)

@@ -10,12 +10,14 @@
 #      and, with --fglarge true, a 4-gram for lattice rescoring (data/lang_test_fglarge;
 #      ~4 min on 2 cores; decode with steps/hybrid_recipe.sh's --rescore-lang); perplexity on dev
 #   3  fbank features (conf/fbank.conf) and per-speaker CMVN for every split
-#   4  monophone GMM-HMM (flat start) -> exp/mono
-#   5  triphone GMM-HMM on deltas (Python decision tree) -> exp/tri1, alignments exp/tri1_ali
-#      (the senone labels of the neural models) and their phone-boundary agreement with the
-#      synthesiser's timings (exp/tri1_ali/boundaries.json)
-#   6  decoding graph exp/tri1/graph_tgsmall (+ its k2 form) and tri1 decoding of dev
-#   7  the acoustic model zoo on the tri1 senone labels, frame cross-entropy:
+#   4  monophone GMM-HMM (flat start, on the 1000 shortest training utterances of the default
+#      tier, then aligned on all) -> exp/mono
+#   5  triphone GMM-HMMs as Kaldi's recipes: tri1 (deltas), tri2 (LDA+MLLT), tri3 (SAT, fMLLR)
+#      -> exp/tri{1,2,3}; alignments exp/tri3_ali (the senone labels of the neural models) and
+#      their phone-boundary agreement with the synthesiser's timings (exp/tri3_ali/boundaries.json)
+#   6  decoding graphs exp/{tri1,tri3}/graph_tgsmall (+ k2 form); tri1 and tri3 (two passes,
+#      fMLLR) decoded on dev
+#   7  the acoustic model zoo on the tri3 senone labels, frame cross-entropy:
 #      exp/{tdnn,blstm,cnn_tdnn} (configs in conf/); exp/tdnn is also the hard-label baseline
 #   8  tri1 and the zoo decoded on dev and test (k2 lattices, tgsmall)
 #   9  teacher ensembles: exp/ensemble_{posterior,logit} (weights by dev CE, or by dev WER
@@ -46,6 +48,10 @@ zoo="tdnn blstm cnn_tdnn"  # stage 7's architectures (conf/<arch>.yaml)
 ens_criterion=ce    # stage 9's ensemble weights: ce (dev frame cross-entropy) or wer (dev WER)
 tri1_leaves=        # default: by tier (tiny 200, default 1200, large 2000)
 tri1_gauss=         # default: by tier (tiny 1500, default 8000, large 15000)
+tri23_leaves=       # tri2 and tri3, default: by tier (tiny 200, default 2000, large 2500)
+tri23_gauss=        # default: by tier (tiny 1500, default 12000, large 15000)
+mono_subset=        # mono's shortest utterances, default: by tier (tiny all, default 1000, large 2000)
+gmm_final=tri3      # the GMM whose alignments label the neural models (tri3, or tri1 to skip tri2/tri3)
 
 . ./path.sh || exit 1
 . ./cmd.sh || exit 1
@@ -63,15 +69,17 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
 fi
 
 case $tier in
-  tiny) : ${tri1_leaves:=200} ${tri1_gauss:=1500} ;;
-  large) : ${tri1_leaves:=2000} ${tri1_gauss:=15000} ;;
-  *) : ${tri1_leaves:=1200} ${tri1_gauss:=8000} ;;
+  tiny) : ${tri1_leaves:=200} ${tri1_gauss:=1500} ${tri23_leaves:=200} ${tri23_gauss:=1500} ;;
+  large) : ${tri1_leaves:=2000} ${tri1_gauss:=15000} ${tri23_leaves:=2500} ${tri23_gauss:=15000} ${mono_subset:=2000} ;;
+  *) : ${tri1_leaves:=1200} ${tri1_gauss:=8000} ${tri23_leaves:=2000} ${tri23_gauss:=12000} ${mono_subset:=1000} ;;
 esac
 
 if [ $stop_stage -ge 1 ]; then
   steps/hybrid_recipe.sh --stage $([ $stage -gt 1 ] && echo $stage || echo 1) --stop-stage $stop_stage --nj $nj \
     --train-cmd "$train_cmd" --decode-cmd "$decode_cmd" --nnet-cmd "${nnet_cmd:-}" --splits "$splits" \
     --tgsmall-prune $tgsmall_prune --fglarge-prune $fglarge_prune --fglarge $fglarge --tri1-leaves $tri1_leaves --tri1-gauss $tri1_gauss \
+    --tri2-leaves $tri23_leaves --tri2-gauss $tri23_gauss --tri3-leaves $tri23_leaves --tri3-gauss $tri23_gauss \
+    --mono-subset "$mono_subset" --gmm-final $gmm_final \
     --zoo "$zoo" --ens-criterion $ens_criterion --phone-timings corpus/synth_en_$tier/meta/train.utts.jsonl
 fi
 
