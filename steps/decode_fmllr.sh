@@ -9,6 +9,8 @@
 nj=2
 cmd=steps/run.py
 silence_weight=0.01
+first_beam=10.0        # the speaker-independent pass's beams (Kaldi's decode_fmllr.sh: narrower,
+first_max_active=2000  # it only has to find the transcript the transforms are estimated on)
 scoring_opts=
 decode_opts=      # passed to both passes of steps/decode.sh (e.g. "--acwt 0.1 --beam 13")
 lang=data/lang    # for the silence phones
@@ -26,8 +28,8 @@ srcdir=$(dirname $dir)
 for f in $srcdir/final.pkl $srcdir/final.alimdl.pkl $lang/phones/silence.csl; do
   [ -f $f ] || { echo "$0: no such file $f (a SAT model dir?)" 1>&2; exit 1; }
 done
-steps/decode.sh --nj $nj --cmd "$cmd" $decode_opts --scoring-opts "$scoring_opts" --model-dir $srcdir \
-  --gmm-model final.alimdl $graph $data $dir.si
+steps/decode.sh --nj $nj --cmd "$cmd" $decode_opts --beam $first_beam --max-active $first_max_active \
+  --scoring-opts "$scoring_opts" --model-dir $srcdir --gmm-model final.alimdl $graph $data $dir.si
 mkdir -p $dir/log
 rm -f $dir/trans.*
 $cmd JOB=1:$nj $dir/log/fmllr.JOB.log python -m kdhybrid.bin.est_fmllr --lattices $dir.si/lat.JOB.pt \

@@ -13,12 +13,11 @@
 #      (SAT with fMLLR, exp/tri3); then the final system's alignments exp/<gmm-final>_ali and
 #      exp/<gmm-final>_ali_dev (the senone labels of the neural models), lhotse cuts, and,
 #      when the corpus has them, phone-boundary agreement with reference timings
-#   6  decoding graphs exp/{tri1,<gmm-final>}/graph_tgsmall; tri1 and the final GMM decoded on
-#      --gmm-decode-sets (tri3 in two passes, steps/decode_fmllr.sh), lattices rescored with
-#      --rescore-lang when set
+#   6  decoding graph exp/<gmm-final>/graph_tgsmall; the final GMM decoded on --gmm-decode-sets
+#      (tri3 in two passes, steps/decode_fmllr.sh), lattices rescored with --rescore-lang when set
 #   7  the acoustic model zoo on the final GMM's senone labels, frame cross-entropy:
 #      exp/<arch> for each of --zoo (configs conf/<arch>.yaml)
-#   8  decode tri1 and the zoo on --decode-sets (k2 lattices, tgsmall; --rescore-lang to rescore)
+#   8  decode tri1 (its own graph), the final GMM and the zoo on --decode-sets (k2 lattices, tgsmall; --rescore-lang to rescore)
 #   9  teacher ensembles of the zoo: posterior fusion (exp/ensemble_posterior) and logit
 #      fusion (exp/ensemble_logit), weights by dev frame CE (--ens-criterion wer: the
 #      --ens-candidates best by CE are decoded on dev and the lowest WER wins); decoded; the
@@ -173,11 +172,9 @@ dec() {  # dec <model-dir> <sets>: decode (k2, tgsmall lattices) unless scored a
 }
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  log "Stage 6: decoding graphs; tri1 and $gmm_final decoded on $gmm_decode_sets"
-  for m in $(echo tri1 $gmm_final | tr ' ' '\n' | sort -u); do
-    steps/mkgraph.sh data/lang_test_tgsmall exp/$m exp/$m/graph_tgsmall
-    dec exp/$m "$gmm_decode_sets"
-  done
+  log "Stage 6: decoding graph of $gmm_final, decoded on $gmm_decode_sets"
+  steps/mkgraph.sh data/lang_test_tgsmall exp/$gmm_final exp/$gmm_final/graph_tgsmall
+  dec exp/$gmm_final "$gmm_decode_sets"
 fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
@@ -189,6 +186,7 @@ fi
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
   log "Stage 8: decode the GMMs and the zoo on $decode_sets"
+  [ -f exp/tri1/graph_tgsmall/HCLG.k2.pt ] || steps/mkgraph.sh data/lang_test_tgsmall exp/tri1 exp/tri1/graph_tgsmall
   for m in $(echo tri1 $gmm_final | tr ' ' '\n' | sort -u) $zoo; do dec exp/$m "$decode_sets"; done
 fi
 

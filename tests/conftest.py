@@ -62,7 +62,7 @@ def tiny_recipe(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def gmm(tiny_recipe):
-    """The tiny recipe with its GMM stages run (4-5: mono, tri1, alignments, cuts).
+    """The tiny recipe with its GMM stages run (4-5: mono, tri1, tri1's alignments, cuts).
     Returns (recipe dir, run) where run(cmd) runs a shell command there with path.sh."""
     import subprocess
 
@@ -76,7 +76,8 @@ def gmm(tiny_recipe):
             return r.stderr
         assert r.returncode == 0, (cmd, r.stdout[-3000:], r.stderr[-3000:])
         return r.stdout
-    run("./run.sh --tier tiny --stage 4 --stop-stage 5")
+    # tri1 labels the tests' neural models (tri2 and tri3 have their own tests: test_gmm_sat.py)
+    run("./run.sh --tier tiny --stage 4 --stop-stage 5 --gmm-final tri1")
     return tiny_recipe, run
 
 

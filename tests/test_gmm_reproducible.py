@@ -101,8 +101,8 @@ def test_gmm_training_is_bit_reproducible(gmm, tmp_path):
         (other / name).symlink_to(d / name)
     shutil.copytree(d / "data", other / "data", ignore=shutil.ignore_patterns("split*", "cuts*", "lang_test*"))
     script = ("steps/train_mono.sh --nj 3 data/train data/lang exp/mono && "
-              "steps/train_deltas.sh --nj 3 200 1500 data/train data/lang exp/mono exp/tri1 && "
-              "steps/align.sh --nj 3 --beam 20 --retry-beam 100 data/train data/lang exp/tri1 exp/tri1_ali")
+              "steps/train_deltas.sh --nj 3 --beam 10 --retry-beam 100 200 1500 data/train data/lang exp/mono exp/tri1 && "
+              "steps/align.sh --nj 3 --beam 10 --retry-beam 100 data/train data/lang exp/tri1 exp/tri1_ali")
     import os
     import subprocess
 

@@ -28,7 +28,7 @@ def main() -> int:
     from pathlib import Path
 
     model = GmmHmm.load(a.model_dir, name=a.gmm_model)
-    pipeline = FeaturePipeline.from_model_dir(a.model_dir, a.transform_dir, a.data_dir)
+    pipeline = FeaturePipeline.from_model_dir(a.model_dir, a.transform_dir, a.data_dir, speaker_independent=a.gmm_model != "final")
     lang = Lang(a.lang_dir)
     gc = graph_compiler(model, lang)
     text = read_text_table(Path(a.data_dir) / "text", min_fields=1)

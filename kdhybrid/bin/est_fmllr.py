@@ -59,10 +59,10 @@ def main() -> int:
 
     threadpool_limits(1)
     model = GmmHmm.load(a.model_dir)
-    pipeline = FeaturePipeline.from_model_dir(a.model_dir)
+    pipeline = FeaturePipeline.from_model_dir(a.model_dir, speaker_independent=True)
     if a.alignments:
         tid2pdf = model.tid2pdf()
-        pdfs = {u: tid2pdf[ali] for u, ali in read_int32_vector_ark(a.alignments).items()}
+        pdfs = {u: tid2pdf[ali] for u, ali in read_int32_vector_ark(a.alignments)}
     else:
         pdfs = best_path_pdfs(a.lattices)
     lang = Lang(a.lang_dir)

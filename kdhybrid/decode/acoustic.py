@@ -53,11 +53,8 @@ class GmmScorer(AcousticScorer):
         from kdhybrid.gmm.model import GmmHmm
 
         d = Path(model_dir)
-        if model == "final" and transform_dir is None and (d / "final.alimdl.pkl").is_file():
-            raise ValueError(f"{d}: a speaker-adapted (SAT) model needs fMLLR transforms: decode with "
-                             f"steps/decode_fmllr.sh (or --transform-dir), or its final.alimdl")
+        self.pipeline = FeaturePipeline.from_model_dir(d, transform_dir, data_dir, speaker_independent=model != "final")
         self.model = GmmHmm.load(d, name=model)
-        self.pipeline = FeaturePipeline.from_model_dir(d, transform_dir, data_dir)
         self.num_pdfs = self.model.num_pdfs
         am = self.model.am
         gconsts, mi, iv, owner = [], [], [], []

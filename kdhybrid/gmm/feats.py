@@ -107,15 +107,22 @@ class FeaturePipeline:
 
     @classmethod
     def from_model_dir(cls, model_dir: Pathlike, transform_dir: Optional[Pathlike] = None,
-                       data_dir: Optional[Pathlike] = None) -> "FeaturePipeline":
+                       data_dir: Optional[Pathlike] = None, speaker_independent: bool = False) -> "FeaturePipeline":
         """The pipeline of the model in ``model_dir`` (``feat_opts.json``, ``final.mat``),
         with the fMLLR transforms ``trans.*`` of ``transform_dir`` for the speakers of
         ``data_dir`` when given.
 
-        :raises ValueError: naming the file when a speaker of ``data_dir`` has no transform."""
+        :param speaker_independent: the unadapted features are wanted (a SAT dir's first
+            pass with ``final.alimdl``, or fMLLR estimation).
+        :raises ValueError: naming the file when a speaker of ``data_dir`` has no transform,
+            or when the dir holds a speaker-adapted model (``final.alimdl``) and neither
+            transforms nor ``speaker_independent`` are given."""
         import json
 
         d = Path(model_dir)
+        if transform_dir is None and not speaker_independent and (d / "final.alimdl.pkl").is_file():
+            raise ValueError(f"{d}: a speaker-adapted (SAT) model needs the speakers' fMLLR transforms "
+                             f"(steps/decode_fmllr.sh, steps/align_fmllr.sh, or --transform-dir), or its final.alimdl")
         cfg = GmmFeatConfig(**json.loads((d / "feat_opts.json").read_text()))
         matrix = None
         if cfg.splice_context:

@@ -58,24 +58,62 @@ def estimate_speaker_transforms(
     with known pdfs (-1: not counted, e.g. silence) under ``am``, then the full update.
     ``weights`` (T,) optionally weights the frames (e.g. silence 0.01 in decoding).
 
-    :return: (speaker -> (D, D + 1) float64 ``[A b]``, summary: ``speakers``,
-        ``fallback`` {speaker: why} for those left at the identity (named in the log),
-        ``objf_impr_per_frame`` over all frames)."""
+    :return: (speaker -> (D, D + 1) float64 ``[A b]``, :func:`summarize_transforms` of them)."""
+    w, infos = _speaker_transforms(am, x, pdf_of_frame, speaker_rows, sweeps, weights)
+    return w, summarize_transforms(infos)
+
+
+def _speaker_transforms(am, x, pdf_of_frame, speaker_rows, sweeps, weights=None):
+    """(speaker -> W, speaker -> the estimate's info) for the speakers of ``speaker_rows``."""
     gs = PdfGaussians.from_am(am)
     out: Dict[str, np.ndarray] = {}
-    fallback: Dict[str, str] = {}
-    impr = frames = 0.0
+    infos: Dict[str, dict] = {}
     for spk in sorted(speaker_rows):
         rows = speaker_rows[spk]
         st = accumulate_fmllr_stats(gs, x[rows], pdf_of_frame[rows], None if weights is None else weights[rows])
         W, info = estimate_fmllr(st, sweeps)
         out[spk] = W
-        if "fallback" in info:
-            fallback[spk] = f"{info['fallback']} ({info['frames']:.0f} frames)"
+        infos[spk] = {k: info[k] for k in ("frames", "objf_impr") if k in info} | ({"fallback": info["fallback"]} if "fallback" in info else {})
+    return out, infos
+
+
+def summarize_transforms(infos: Dict[str, dict]) -> dict:
+    """``speakers``; ``fallback`` {speaker: why} for those left at the identity (each named in
+    the log); ``objf_impr_per_frame`` over all frames (summed exactly, in speaker order)."""
+    import math
+
+    fallback = {}
+    for spk in sorted(infos):
+        if "fallback" in infos[spk]:
+            fallback[spk] = f"{infos[spk]['fallback']} ({infos[spk]['frames']:.0f} frames)"
             log.warning("fMLLR: speaker %s keeps the identity: %s", spk, fallback[spk])
-        impr += info["objf_impr"]
-        frames += info["frames"]
-    return out, {"speakers": len(out), "fallback": fallback, "objf_impr_per_frame": round(impr / max(frames, 1.0), 6)}
+    impr = math.fsum(infos[s]["objf_impr"] for s in sorted(infos))
+    frames = math.fsum(infos[s]["frames"] for s in sorted(infos))
+    return {"speakers": len(infos), "fallback": fallback, "objf_impr_per_frame": round(impr / max(frames, 1.0), 6)}
+
+
+def _job_transforms(feats: UttFeatures, model: GmmHmm, pdf_of_frame: np.ndarray, speaker_rows: Dict[str, np.ndarray], sweeps: int):
+    """One worker's share (run by :meth:`kdhybrid.gmm.train.Jobs.call_each`)."""
+    return _speaker_transforms(model.am, feats.x, pdf_of_frame, speaker_rows, sweeps)
+
+
+def parallel_speaker_transforms(jobs: Jobs, pdf_of_frame: np.ndarray, speaker_rows: Dict[str, np.ndarray],
+                                sweeps: int) -> Tuple[Dict[str, np.ndarray], dict]:
+    """:func:`estimate_speaker_transforms` on the workers' current model and features, the
+    speakers shared out by frame count; each speaker's transform is computed by one worker
+    from its own frames, so the result does not depend on the number of jobs."""
+    shares: List[Dict[str, np.ndarray]] = [{} for _ in jobs.conns]
+    load = [0] * len(jobs.conns)
+    for spk in sorted(speaker_rows, key=lambda s: (-len(speaker_rows[s]), s)):
+        j = load.index(min(load))
+        shares[j][spk] = speaker_rows[spk]
+        load[j] += len(speaker_rows[spk])
+    w: Dict[str, np.ndarray] = {}
+    infos: Dict[str, dict] = {}
+    for ws, inf in jobs.call_each("run", [(_job_transforms, pdf_of_frame, sh, sweeps) for sh in shares]):
+        w.update(ws)
+        infos.update(inf)
+    return w, summarize_transforms(infos)
 
 
 def estimate_transforms_for_data(
@@ -156,7 +194,8 @@ def train_sat(data_dir: Pathlike, lang_dir: Pathlike, ali_dir: Pathlike, exp_dir
                 raise ValueError(f"{ali_dir}/trans.*: no transform for speaker '{missing[0]}' ({len(missing)} missing)")
             info = {"source": str(ali_dir)}
         else:
-            w, info = estimate_speaker_transforms(old.am, jobs.feats.si, pdfs(old, jobs), spk_rows, cfg.fmllr_sweeps)
+            jobs.call("set_model", old, False)  # features are still unadapted (identity transforms)
+            w, info = parallel_speaker_transforms(jobs, pdfs(old, jobs), spk_rows, cfg.fmllr_sweeps)
             trans.update(w)
         jobs.feats.set_transforms(trans)
         record["fmllr_initial"] = info
@@ -165,7 +204,7 @@ def train_sat(data_dir: Pathlike, lang_dir: Pathlike, ali_dir: Pathlike, exp_dir
     def iteration(it: int, model: GmmHmm, jobs: Jobs) -> Optional[dict]:
         if it not in cfg.fmllr_iters:
             return None
-        w, info = estimate_speaker_transforms(model.am, jobs.feats.x, pdfs(model, jobs), spk_rows, cfg.fmllr_sweeps)
+        w, info = parallel_speaker_transforms(jobs, pdfs(model, jobs), spk_rows, cfg.fmllr_sweeps)
         for s in trans:
             trans[s] = compose_affine(w[s], trans[s])
         jobs.feats.set_transforms(trans)

@@ -253,6 +253,11 @@ class _JobState:
         two = self.feats.si if si_stats else None
         return accumulate_pdf_stats(self.model.am, self.feats.x, pdf_of_frame, pdfs, stats_feats=two)
 
+    def run(self, fn: Callable, *args):
+        """``fn(features, model, *args)`` in this worker (``fn`` a module-level function:
+        it is pickled by name), e.g. one share of the speakers' fMLLR estimation."""
+        return fn(self.feats, self.model, *args)
+
     def convert(self, old_tm_pickle: bytes, new_model: GmmHmm, alis: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         """convert-ali: ``alis`` (this job's) to the new model's transition-ids."""
         import pickle

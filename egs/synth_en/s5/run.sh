@@ -15,11 +15,11 @@
 #   5  triphone GMM-HMMs as Kaldi's recipes: tri1 (deltas), tri2 (LDA+MLLT), tri3 (SAT, fMLLR)
 #      -> exp/tri{1,2,3}; alignments exp/tri3_ali (the senone labels of the neural models) and
 #      their phone-boundary agreement with the synthesiser's timings (exp/tri3_ali/boundaries.json)
-#   6  decoding graphs exp/{tri1,tri3}/graph_tgsmall (+ k2 form); tri1 and tri3 (two passes,
-#      fMLLR) decoded on dev
+#   6  decoding graph exp/tri3/graph_tgsmall (+ k2 form); tri3 decoded on dev in two passes
+#      (speaker-independent, then fMLLR)
 #   7  the acoustic model zoo on the tri3 senone labels, frame cross-entropy:
 #      exp/{tdnn,blstm,cnn_tdnn} (configs in conf/); exp/tdnn is also the hard-label baseline
-#   8  tri1 and the zoo decoded on dev and test (k2 lattices, tgsmall)
+#   8  tri1, tri3 and the zoo decoded on dev and test (k2 lattices, tgsmall)
 #   9  teacher ensembles: exp/ensemble_{posterior,logit} (weights by dev CE, or by dev WER
 #      among the 3 best by CE with --ens-criterion wer: ~4 min more a fusion), decoded (the
 #      posterior-fusion one on dev only; stage 13 decodes it on the rest); oracle
