@@ -134,7 +134,7 @@ def test_two_pass_fmllr_decoding(sat, gmm):
         if not (sat / "data" / x).exists():
             shutil.copytree(d / "data" / x, sat / "data" / x)
     _run(sat, "steps/mkgraph.sh data/lang_test_small exp/tri3 exp/tri3/graph_small")
-    out = _run(sat, "steps/decode_fmllr.sh --nj 2 exp/tri3/graph_small data/dev exp/tri3/decode_small_dev")
+    out = _run(sat, "steps/decode_fmllr.sh --nj 2 --decode-opts '--beam 10 --max-active 2000' exp/tri3/graph_small data/dev exp/tri3/decode_small_dev")
     assert "est_fmllr:" in out
     si = json.loads((sat / "exp/tri3/decode_small_dev.si/wer.json").read_text())
     ad = json.loads((sat / "exp/tri3/decode_small_dev/wer.json").read_text())
