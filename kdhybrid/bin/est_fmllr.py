@@ -17,7 +17,8 @@ import numpy as np
 
 
 def best_path_pdfs(lat_file: str) -> dict:
-    """utt -> (T,) int32 pdfs of each lattice's best path (labels are pdf + 1)."""
+    """utt -> (T,) int32 pdfs of each lattice's best path (arc labels are pdf + 1); an
+    utterance whose lattice is empty is left out (its frames then do not count)."""
     import k2
     import torch
 
@@ -25,13 +26,10 @@ def best_path_pdfs(lat_file: str) -> dict:
 
     utts, lat, _ = load_lattices(lat_file)
     best = k2.shortest_path(lat, use_double_scores=True)
-    out = {}
-    for i, u in enumerate(utts):
-        lab = best[i].labels
-        lab = lab[lab > 0]
-        if len(lab):
-            out[u] = (lab - 1).to(torch.int32).numpy()
-    return out
+    # per-path labels through the ragged arc shape (indexing single FSAs of this vector
+    # crashed k2 1.23.4 when some lattices were empty)
+    labels = k2.RaggedTensor(best.arcs.shape().remove_axis(1), best.labels.to(torch.int32).contiguous()).remove_values_leq(0).tolist()
+    return {u: np.asarray(lab, dtype=np.int32) - 1 for u, lab in zip(utts, labels) if lab}
 
 
 def main() -> int:
