@@ -76,6 +76,12 @@ def test_layout_splits_and_voices(micro_corpus):
     assert voices["test_heldout"] == set(tts.HELDOUT_VOICES)
     assert voices["test_heldout"].isdisjoint(voices["train"] | voices["dev"] | voices["test"])
     assert set(stats["splits"]["train"]["sexes"]) == {"F", "M"} and min(stats["splits"]["train"]["sexes"].values()) >= 1
+    # Each utterance has the condition kind its split's quota dealt it, levels within the table's ranges.
+    for split in synth_corpus.SPLITS:
+        recs = [json.loads(ln) for ln in (d / "meta" / f"{split}.utts.jsonl").read_text().splitlines()]
+        want = degrade.assign_kinds(MICRO[split].speakers, synth_corpus.utt_seed(3, "conditions", split))
+        assert [r["condition"]["kind"] for r in recs] == want, split
+        assert stats["splits"][split]["condition_mix"]["kinds"] == {k: want.count(k) for k, _ in degrade.CONDITION_MIX.kinds}
     # SPEAKERS.TXT in LibriSpeech's format.
     assert (d / "SPEAKERS.TXT").read_text().splitlines()[1].split("|")[2].strip() == "train"
 
@@ -178,6 +184,52 @@ def test_degradations_do_what_they_say():
     y = degrade.apply_condition(speech, cond, rng)
     assert len(y) == 32000 + 4000 + 8000 and np.all(y[:4000] == 0)
     assert abs(20 * np.log10(np.abs(y).max() / 0.9) + 12.0) < 0.01
+
+
+def test_condition_mix_table():
+    """The design: 40% clean, single degradations at moderate levels, 10% combinations; every
+    split dealt its kinds by quota (within one utterance of the share), in a seeded order."""
+    mix = degrade.CONDITION_MIX
+    shares = dict(mix.kinds)
+    assert sum(shares.values()) == pytest.approx(1.0) and shares["clean"] == pytest.approx(0.40)
+    assert sum(v for k, v in shares.items() if "+" in k) == pytest.approx(0.10)
+    assert mix.snr_db == (5.0, 20.0) and mix.rt60 == (0.2, 0.6)
+    for n in (1, 7, 50, 300, 2100):
+        kinds = degrade.assign_kinds(n, seed=5)
+        assert len(kinds) == n and kinds == degrade.assign_kinds(n, seed=5)
+        for k, share in mix.kinds:
+            assert abs(kinds.count(k) - share * n) < 1.0, (n, k, kinds.count(k))
+    assert degrade.assign_kinds(300, seed=5) != degrade.assign_kinds(300, seed=6)
+    rng = np.random.default_rng(0)
+    conds = [degrade.draw_condition(rng, k) for k in degrade.assign_kinds(300, seed=1)]
+    summary = degrade.summarize_conditions(conds)
+    assert summary["kinds"] == {"clean": 120, "noise": 75, "reverb": 45, "tel": 30, "noise+reverb": 15, "noise+tel": 15}
+    assert summary["degraded_twice_or_more"] == pytest.approx(0.10)
+    assert 5.0 <= summary["snr_db"]["min"] and summary["snr_db"]["max"] <= 20.0 and summary["snr_db"]["n"] == 105
+    assert 0.2 <= summary["rt60"]["min"] and summary["rt60"]["max"] <= 0.6 and summary["rt60"]["n"] == 60
+    assert all(c.kind == k for c, k in zip(conds, degrade.assign_kinds(300, seed=1)))
+    assert [c.name for c in conds if c.kind == "clean"] == ["clean"] * 120
+    with pytest.raises(ValueError, match="bad kind"):
+        degrade.ConditionMix(kinds=(("reverb+noise", 1.0),), snr_db=(5, 20), rt60=(0.2, 0.6), noise_types=(("white", 1.0),))
+    with pytest.raises(ValueError, match="sum to"):
+        degrade.ConditionMix(kinds=(("clean", 0.5),), snr_db=(5, 20), rt60=(0.2, 0.6), noise_types=(("white", 1.0),))
+
+
+def test_tiny_corpus_condition_mix_in_corpus_stats(tiny_recipe):
+    """corpus_stats.json (stage 0) gives every split's condition mix: the table's shares to
+    within one utterance a kind, the levels within its ranges."""
+    stats = json.loads((tiny_recipe / "data" / "local" / "corpus_stats.json").read_text())
+    mix = degrade.CONDITION_MIX
+    assert stats["condition_table"] == json.loads(json.dumps(mix.to_dict()))
+    for split, s in stats["splits"].items():
+        n, m = s["utterances"], s["condition_mix"]
+        assert n == TIERS["tiny"][split].speakers * TIERS["tiny"][split].utts_per_speaker
+        for k, share in mix.kinds:
+            assert abs(m["kinds"][k] - share * n) < 1.0 and m["shares"][k] == pytest.approx(m["kinds"][k] / n, abs=1e-3), (split, k)
+        assert sum(m["kinds"].values()) == n
+        assert mix.snr_db[0] <= m["snr_db"]["min"] and m["snr_db"]["max"] <= mix.snr_db[1]
+        assert mix.rt60[0] <= m["rt60"]["min"] and m["rt60"]["max"] <= mix.rt60[1]
+        assert sum(s["conditions"].values()) == n
 
 
 def test_normalize_sentence():

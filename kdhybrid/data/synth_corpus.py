@@ -8,12 +8,14 @@ prepares it exactly as it prepares the real corpus::
     <corpus>/SPEAKERS.TXT                       (LibriSpeech's speaker table)
     <corpus>/meta/speakers.json                 (every speaker's voice and profile)
     <corpus>/meta/<split>.utts.jsonl            (per utterance: condition, duration, phone timings)
-    <corpus>/meta/stats.json                    (per split: utterances, hours, speakers, voices, conditions)
+    <corpus>/meta/stats.json                    (per split: utterances, hours, speakers, voices, condition mix)
 
 Splits: ``train``, ``dev`` and ``test`` (new speakers of the training voices) and
 ``test_heldout`` (voices never used in training). Prompts of the four splits are
-disjoint. Every utterance has its own seed derived from the corpus seed, its split and
-its index, so one seed gives the same corpus byte for byte, with any number of workers.
+disjoint. Each split has the condition mix of :data:`kdhybrid.data.degrade.CONDITION_MIX`
+(kinds dealt by quota in a seeded order). Every utterance has its own seed derived from the
+corpus seed, its split and its index, so one seed gives the same corpus byte for byte, with
+any number of workers.
 """
 from __future__ import annotations
 
@@ -125,6 +127,7 @@ class UttJob:
     utt_id: str
     text: str
     seed: int
+    kind: str = "clean"  # condition kind (degrade.ConditionMix)
 
 
 def _speaker_task(args: Tuple[str, str, tts.SpeakerProfile, List[UttJob]]) -> List[dict]:
@@ -141,7 +144,7 @@ def _speaker_task(args: Tuple[str, str, tts.SpeakerProfile, List[UttJob]]) -> Li
             records.append(rec)
             continue
         rng = np.random.default_rng(job.seed)
-        cond = degrade.draw_condition(rng)
+        cond = degrade.draw_condition(rng, job.kind)
         x = degrade.apply_condition(audio, cond, rng, _BABBLE)
         spk, chapter, _ = job.utt_id.split("-")
         d = Path(corpus_dir) / split / spk / chapter
@@ -214,13 +217,14 @@ def build_corpus(
     for split in SPLITS:
         sz = sizes[split]
         speakers[split] = make_speakers(split, sz.speakers, seed)
+        kinds = degrade.assign_kinds(sz.speakers * sz.utts_per_speaker, utt_seed(seed, "conditions", split))
         for i, prof in enumerate(speakers[split]):
             chapter = f"{prof.speaker_id}{SPLITS.index(split) + 1:02d}"
             jobs = []
             for n in range(sz.utts_per_speaker):
                 idx = i * sz.utts_per_speaker + n
                 utt = f"{prof.speaker_id}-{chapter}-{n:04d}"
-                jobs.append(UttJob(utt, prompts[split][idx], utt_seed(seed, split, idx)))
+                jobs.append(UttJob(utt, prompts[split][idx], utt_seed(seed, split, idx), kinds[idx]))
             tasks.append((str(corpus), split, prof, jobs))
     # Festival speakers are the slowest: start them first.
     tasks.sort(key=lambda t: t[2].engine != "festival")
@@ -246,7 +250,7 @@ def build_corpus(
 
 
 def _write_tables(corpus: Path, records: Dict[str, List[dict]], speakers, sizes, seed: int, tier: str) -> dict:
-    stats: dict = {"tier": tier, "seed": seed, "splits": {}}
+    stats: dict = {"tier": tier, "seed": seed, "condition_table": degrade.CONDITION_MIX.to_dict(), "splits": {}}
     spk_lines = [
         "; ID  |SEX| SUBSET       |MINUTES| NAME",
     ]
@@ -281,6 +285,8 @@ def _write_tables(corpus: Path, records: Dict[str, List[dict]], speakers, sizes,
             "voices": sorted({r["voice"] for r in ok}),
             "sexes": {s: len({r["speaker"] for r in ok if all_profiles[r["speaker"]]["sex"] == s}) for s in ("F", "M")},
             "conditions": dict(sorted(conds.items())),
+            "condition_mix": degrade.summarize_conditions([degrade.Condition(**{k: v for k, v in r["condition"].items()
+                                                                                 if k not in ("name", "kind")}) for r in ok]),
             "skipped": len(skipped),
             "skipped_utts": [{"utt_id": r["utt_id"], "error": r["error"]} for r in skipped],
         }
@@ -294,10 +300,12 @@ def format_stats(stats: dict) -> str:
     lines = [
         f"synth_en tier={stats.get('tier')} seed={stats.get('seed')}"
         + (f" built in {stats['build_seconds']} s" if "build_seconds" in stats else ""),
-        f"{'split':<13} {'utts':>6} {'hours':>7} {'spk':>4} {'F/M':>7} {'voices':>6} {'skipped':>7}  conditions",
+        f"{'split':<13} {'utts':>6} {'hours':>7} {'spk':>4} {'F/M':>7} {'voices':>6} {'skipped':>7}  conditions (% of utterances)",
     ]
     for split, s in stats["splits"].items():
-        conds = ", ".join(f"{k}:{v}" for k, v in s["conditions"].items())
+        mix = s.get("condition_mix")
+        conds = (", ".join(f"{k} {100 * v:.0f}" for k, v in mix["shares"].items()) if mix
+                 else ", ".join(f"{k}:{v}" for k, v in s["conditions"].items()))
         fm = f"{s['sexes']['F']}/{s['sexes']['M']}"
         lines.append(f"{split:<13} {s['utterances']:>6} {s['hours']:>7.3f} {s['speakers']:>4} {fm:>7} {len(s['voices']):>6} {s['skipped']:>7}  {conds}")
     return "\n".join(lines)
