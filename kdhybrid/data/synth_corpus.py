@@ -75,26 +75,72 @@ def utt_seed(seed: int, *parts: object) -> int:
     return int.from_bytes(h[:8], "little") >> 1
 
 
-def prompt_candidates(cmu: Dict[str, list]) -> List[str]:
-    """Prompt sentences: fortunes and WordNet examples, 4-20 words, every word in CMUdict."""
+# The prompts' design. Half of every split's prompts are King James Bible sentences: those of
+# dev/test/test_heldout from the held-out books below, which never enter the LM text nor the
+# training prompts (as LibriSpeech holds its dev and test books out of its LM corpus), those of
+# train from the other books. The other half are fortunes and WordNet examples (each sentence
+# in one split only; the LM text has every one that is not an evaluation prompt). The held-out
+# books span narrative (Ruth, Esther, Jonah, Acts), gospel (John: the synoptic gospels, in the
+# LM text, run parallel to each other, not to John), wisdom (Job) and epistle (Romans, James).
+HELDOUT_BOOKS = ("Ruth", "Est", "Job", "Jonah", "John", "Acts", "Rom", "Jas")
+BIBLE_SHARE = 0.5
+# Words a prompt. KJV sentences average 13.8 words in 4-20 (fortunes and WordNet examples 8.3):
+# at most 14 keeps the prompts at ~8.8 words on average and the corpus's hours as they were.
+PROMPT_WORDS = (4, 14)
+
+
+@dataclass
+class PromptPools:
+    """Prompt candidates by source, disjoint: every sentence is normalised, has 4-14 words
+    (:data:`PROMPT_WORDS`) and every word in CMUdict (the TTS engines and the lexicon pronounce it the same way)."""
+
+    general: List[str]  # fortunes and WordNet examples
+    bible: List[str]  # KJV sentences of the books in the LM text: training prompts
+    bible_heldout: List[str]  # KJV sentences of HELDOUT_BOOKS: evaluation prompts only
+
+
+def prompt_candidates(cmu: Dict[str, list]) -> PromptPools:
+    """The prompt pools from the Debian text sources (see :data:`HELDOUT_BOOKS`)."""
+    def ok(sents: Sequence[str]) -> List[str]:
+        return [s for s in text.normalize_all(sents, *PROMPT_WORDS) if all(w in cmu for w in s.split())]
+
+    books = text.bible_books()
+    heldout = ok([s for b in HELDOUT_BOOKS for s in books[b]])
+    held = set(heldout)
+    bible = [s for s in ok([s for b, ss in books.items() if b not in HELDOUT_BOOKS for s in ss]) if s not in held]
+    in_bible = held | set(bible)
     examples, _ = text.wordnet_texts()
-    cands = text.normalize_all(text.fortune_sentences() + examples, 4, 20)
-    return [s for s in cands if all(w in cmu for w in s.split())]
+    general = [s for s in ok(text.fortune_sentences() + examples) if s not in in_bible]
+    return PromptPools(general, bible, heldout)
 
 
-def assign_prompts(cands: Sequence[str], sizes: Dict[str, SplitSize], seed: int) -> Dict[str, List[str]]:
-    """Disjoint prompt lists per split (evaluation splits first), from a seeded shuffle."""
-    order = list(cands)
-    random.Random(seed).shuffle(order)
-    out: Dict[str, List[str]] = {}
-    pos = 0
+def assign_prompts(pools: PromptPools, sizes: Dict[str, SplitSize], seed: int, bible_share: float = BIBLE_SHARE) -> Dict[str, List[str]]:
+    """Disjoint prompt lists per split: ``round(bible_share * n)`` KJV sentences (held-out books for
+    the evaluation splits, the other books for train) and the rest from the general pool, each
+    pool in a seeded shuffle, evaluation splits served first; the split's list shuffled (seeded)
+    so that every speaker reads both kinds."""
+    order = {}
+    for i, (name, lst) in enumerate((("general", pools.general), ("bible", pools.bible), ("bible_heldout", pools.bible_heldout))):
+        order[name] = list(lst)
+        random.Random(seed + 1000 * i).shuffle(order[name])
+    pos = {name: 0 for name in order}
+
+    def take(name: str, k: int, split: str) -> List[str]:
+        if pos[name] + k > len(order[name]):
+            raise ValueError(f"not enough prompt sentences in the {name} pool: {len(order[name])} for "
+                             f"{pos[name] + k} (up to split {split})")
+        out = order[name][pos[name] : pos[name] + k]
+        pos[name] += k
+        return out
+
+    prompts: Dict[str, List[str]] = {}
     for split in ("dev", "test", "test_heldout", "train"):
         n = sizes[split].speakers * sizes[split].utts_per_speaker
-        if pos + n > len(order):
-            raise ValueError(f"not enough prompt sentences: {len(order)} for {pos + n} utterances")
-        out[split] = order[pos : pos + n]
-        pos += n
-    return out
+        nb = int(round(bible_share * n))
+        lst = take("bible" if split == "train" else "bible_heldout", nb, split) + take("general", n - nb, split)
+        random.Random(utt_seed(seed, "prompts", split)).shuffle(lst)
+        prompts[split] = lst
+    return prompts
 
 
 def make_speakers(split: str, n: int, seed: int) -> List[tts.SpeakerProfile]:
@@ -204,12 +250,13 @@ def build_corpus(
     (corpus / "meta").mkdir(parents=True, exist_ok=True)
 
     cmu = text.load_cmudict()
-    cands = prompt_candidates(cmu)
-    prompts = assign_prompts(cands, sizes, seed)
+    pools = prompt_candidates(cmu)
+    prompts = assign_prompts(pools, sizes, seed)
     used = {s for lst in prompts.values() for s in lst}
-    spare = [s for s in cands if s not in used]
+    spare = [s for s in pools.general if s not in used]
     random.Random(seed + 1).shuffle(spare)
-    logging.info("synth_en: %d prompt candidates; building babble pool", len(cands))
+    logging.info("synth_en: prompt candidates: %d general, %d KJV (LM-text books), %d KJV (held-out books); building babble pool",
+                 len(pools.general), len(pools.bible), len(pools.bible_heldout))
     babble = _babble_pool(spare[:BABBLE_POOL_SIZE], seed, nj)
 
     tasks = []
@@ -304,7 +351,8 @@ def format_stats(stats: dict) -> str:
     ]
     for split, s in stats["splits"].items():
         mix = s.get("condition_mix")
-        conds = (", ".join(f"{k} {100 * v:.0f}" for k, v in mix["shares"].items()) if mix
+        order = [k for k, _ in degrade.CONDITION_MIX.kinds]  # the table's order (stats.json sorts keys)
+        conds = (", ".join(f"{k} {100 * mix['shares'][k]:.0f}" for k in sorted(mix["shares"], key=lambda k: (order + [k]).index(k))) if mix
                  else ", ".join(f"{k}:{v}" for k, v in s["conditions"].items()))
         fm = f"{s['sexes']['F']}/{s['sexes']['M']}"
         lines.append(f"{split:<13} {s['utterances']:>6} {s['hours']:>7.3f} {s['speakers']:>4} {fm:>7} {len(s['voices']):>6} {s['skipped']:>7}  {conds}")
