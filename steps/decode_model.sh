@@ -8,7 +8,7 @@ nj=2
 cmd=steps/run.py
 sets="dev test test_heldout"
 graph_lang=data/lang_test_tgsmall
-rescore_lang=data/lang_test_fglarge   # empty: no rescoring
+rescore_lang=data/lang_test_tglarge   # empty: no rescoring
 decode_opts=
 # End configuration section.
 

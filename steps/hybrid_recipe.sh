@@ -3,8 +3,11 @@
 # egs/<corpus>/s5/run.sh, which writes data/{train,dev,...}, data/local/dict and
 # data/local/lm/lm_text.txt). Run from the recipe dir; egs/*/s5/run.sh calls it.
 #   1  lang dir data/lang (word-position-dependent phones, L.fst, L_disambig.fst)
-#   2  n-gram LMs (kaldingram): a pruned 3-gram for decoding graphs (data/lang_test_tgsmall)
-#      and (--fglarge true) a 4-gram for lattice rescoring (data/lang_test_fglarge); perplexity on dev and test
+#   2  n-gram LMs (kaldingram), Kaldi's pair: a Kneser-Ney 3-gram (data/lang_test_tglarge) that
+#      rescores every decode's lattices, and the graph LM pruned from it (data/lang_test_tgsmall;
+#      --tgsmall-prune); optionally (--fglarge true) a 4-gram (data/lang_test_fglarge); n-gram
+#      counts, perplexity and OOV rate of each on the evaluation sets in the log and
+#      data/local/lm/lm.json
 #   3  fbank features (conf/fbank.conf) and per-speaker CMVN for every split
 #   4  monophone GMM-HMM (flat start; on the --mono-subset shortest utterances when set,
 #      then aligned on all of data/train -> exp/mono_ali) -> exp/mono
@@ -17,7 +20,7 @@
 #      (tri3 in two passes, steps/decode_fmllr.sh), lattices rescored with --rescore-lang when set
 #   7  the acoustic model zoo on the final GMM's senone labels, frame cross-entropy:
 #      exp/<arch> for each of --zoo (configs conf/<arch>.yaml)
-#   8  decode tri1 (its own graph), the final GMM and the zoo on --decode-sets (k2 lattices, tgsmall; --rescore-lang to rescore)
+#   8  decode tri1 (its own graph), the final GMM and the zoo on --decode-sets (k2 lattices, tgsmall; rescored with --rescore-lang)
 #   9  teacher ensembles of the zoo: posterior fusion (exp/ensemble_posterior) and logit
 #      fusion (exp/ensemble_logit), weights by dev frame CE (--ens-criterion wer: the
 #      --ens-candidates best by CE are decoded on dev and the lowest WER wins); decoded; the
@@ -40,9 +43,10 @@ decode_cmd=steps/run.py
 nnet_cmd=           # neural network training: empty trains here (progress on the console); e.g.
                     # "steps/slurm.py --num-threads 2" makes each training one cluster job
 splits="train dev test"
-tgsmall_prune=1e-6  # relative-entropy threshold of the decoding-graph 3-gram
-fglarge_prune=1e-8  # ... of the rescoring 4-gram
-fglarge=true        # build the 4-gram (needed by --rescore-lang data/lang_test_fglarge)
+tgsmall_prune=1e-5  # relative-entropy threshold of the graph LM, pruned from the rescoring 3-gram tglarge: on synth_en
+                    # 1e-5 gives a 1.1 M-arc HCLG (mkgraph ~40 s), 3e-6 3.7 M (~2 min), 1e-6 7.1 M (~4 min)
+fglarge=false       # also a 4-gram (data/lang_test_fglarge; --rescore-lang data/lang_test_fglarge to use it)
+fglarge_prune=1e-8  # ... its relative-entropy threshold
 tri1_leaves=1200
 tri1_gauss=8000
 tri2_leaves=2000    # tri2 (LDA+MLLT) and tri3 (SAT)
@@ -66,7 +70,7 @@ nnet_acwt=0.25      # search acoustic scale of neural models and ensembles (GMMs
 scoring_opts="--min-lmwt 3 --max-lmwt 17"
 ens_criterion=ce    # the ensemble weights' criterion: ce (dev frame cross-entropy) or wer
 ens_candidates=3    # weight vectors decoded on dev when --ens-criterion wer
-rescore_lang=       # e.g. data/lang_test_fglarge: n-best rescoring of every decode with the 4-gram
+rescore_lang=data/lang_test_tglarge  # the large LM that rescores every decode's lattices (n-best); empty: none
 grid_full=true      # stage 13 with the full-distribution (k = all) dump and students
 small_hidden=128    # the small student of stage 13
 small_layers=4
@@ -92,12 +96,15 @@ fi
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "Stage 2: n-gram LMs and G.fst"
   lm=data/local/lm
-  steps/train_lm.sh --order 3 --prune $tgsmall_prune --num-workers $nj --dev-text "data/dev/text data/test/text" \
-    $lm/lm_text.txt data/lang $lm/tgsmall.arpa
+  evals=$(for x in $splits; do [ $x != train ] && [ -f data/$x/text ] && echo -n "data/$x/text "; done)
+  vocab=$([ -f $lm/vocab.txt ] && echo $lm/vocab.txt || true)  # the LM vocabulary stage 0 chose (else: data/lang's words)
+  steps/train_lm.sh --order 3 --pruned "$tgsmall_prune $lm/tgsmall.arpa" --vocab "$vocab" --num-workers $nj \
+    --dev-text "$evals" --report $lm/lm.json $lm/lm_text.txt data/lang $lm/tglarge.arpa
   steps/format_lm.sh data/lang $lm/tgsmall.arpa data/lang_test_tgsmall
+  steps/format_lm.sh data/lang $lm/tglarge.arpa data/lang_test_tglarge
   if $fglarge; then
-    steps/train_lm.sh --order 4 --prune $fglarge_prune --num-workers $nj --dev-text "data/dev/text data/test/text" \
-      $lm/lm_text.txt data/lang $lm/fglarge.arpa
+    steps/train_lm.sh --order 4 --prune $fglarge_prune --vocab "$vocab" --num-workers $nj --dev-text "$evals" \
+      --report $lm/lm_fglarge.json $lm/lm_text.txt data/lang $lm/fglarge.arpa
     steps/format_lm.sh data/lang $lm/fglarge.arpa data/lang_test_fglarge
   fi
 fi
@@ -151,7 +158,7 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   done
 fi
 
-dec() {  # dec <model-dir> <sets>: decode (k2, tgsmall lattices) unless scored already, rescore with --rescore-lang
+dec() {  # dec <model-dir> <sets>: decode (k2, tgsmall lattices) unless scored already, rescore with --rescore-lang (tglarge)
   local m=$1 x acwt=0.1 graph=exp/$gmm_final/graph_tgsmall  # neural models: the tree of their labels
   [ -f $m/final.pkl ] && graph=$m/graph_tgsmall  # a GMM: its own tree's graph
   [ -f $m/final.pkl ] || acwt=$nnet_acwt

@@ -14,7 +14,7 @@ scoring_opts=
 # End configuration section.
 
 help_message="Usage: $0 [options] <old-lang-dir> <new-lang-dir> <data-dir> <input-decode-dir> <output-decode-dir>
-e.g.: $0 data/lang_test_tgsmall data/lang_test_fglarge data/dev exp/tdnn/decode_tgsmall_dev exp/tdnn/decode_tgsmall_dev_fglarge"
+e.g.: $0 data/lang_test_tgsmall data/lang_test_tglarge data/dev exp/tdnn/decode_tgsmall_dev exp/tdnn/decode_tglarge_dev"
 
 echo "$0 $*"
 . steps/parse_options.sh || exit 1

@@ -283,7 +283,8 @@ def test_binary_kaldi_models_are_read(gmm, tmp_path, extended):
 def test_k2_best_path_matches_kaldi_decoder(gmm):
     """The HCLG in k2 (epsilons removed, pdf+1 labels, transition-ids kept) decodes the same
     scores to the same best path as Kaldi's LatticeFasterDecoder: words, transition-ids
-    and total score."""
+    and total score; up to a tie: two transition-ids of one frame with the same pdf
+    (tied states) and the same total score (seen on 1 of these 6 utterances: 2 frames)."""
     import torch
 
     from kdhybrid.decode.k2_backend import decode, hclg_to_k2
@@ -312,7 +313,11 @@ def test_k2_best_path_matches_kaldi_decoder(gmm):
     cfg.beam = 30
     cfg.max_active = 10000
     dec = khg.LatticeFasterDecoderStdVectorFst(hclg, cfg)
+    ties = 0
     for i, (s, (words, score, tids)) in enumerate(zip(scores, k2_res)):
         ok, ali, wids, like = khg.decode_utterance_lattice_faster(dec, khg.DecodableCtc(s[:, t2p[1:]].copy()), m.tm, f"u{i}", True)
-        assert ok and words == list(wids) and tids == list(ali)
+        assert ok and words == list(wids) and len(tids) == len(ali)
+        assert [t2p[t] for t in tids] == [t2p[t] for t in ali]
         assert abs(score - like) < 1e-2 * max(1.0, abs(like) / 1000)
+        ties += sum(a != b for a, b in zip(tids, ali))
+    assert ties <= 4, ties

@@ -107,3 +107,71 @@ def test_lang_dir(tmp_path):
     assert "# of states" in ginfo
     ppl = perplexity(arpa, ["THE CAT READ", "A RED CAT"])
     assert ppl["words"] == 6 and ppl["oov"] == 0 and 1.0 < ppl["ppl"] < 50
+
+
+HAND_ARPA = """\\data\\
+ngram 1=4
+ngram 2=2
+
+\\1-grams:
+-1.0\t</s>
+-99\t<s>\t-0.5
+-0.5\tA\t-0.3
+-0.7\tB
+
+\\2-grams:
+-0.2\t<s> A
+-0.1\tA B
+
+\\end\\
+"""
+
+
+def test_perplexity_by_hand_with_an_oov(tmp_path):
+    """SRILM's convention: the OOV word X is left out (not its sentence), B after it backs off
+    to its unigram. By hand: "A X B" -0.2 - 0.7 - 1.0, "A B" -0.2 - 0.1 - 1.0; 6 tokens scored
+    with </s>, 4 without."""
+    arpa = tmp_path / "hand.arpa"
+    arpa.write_text(HAND_ARPA)
+    ppl = perplexity(arpa, ["A X B", "A B", ""])
+    assert ppl["sentences"] == 2 and ppl["words"] == 5 and ppl["oov"] == 1 and ppl["oov_rate"] == 0.2
+    assert ppl["ppl"] == pytest.approx(10 ** (3.2 / 6), abs=0.01) and ppl["ppl1"] == pytest.approx(10 ** (3.2 / 4), abs=0.01)
+
+
+def test_train_lm_pair_and_report(tmp_path, venv_env):
+    """bin/train_lm: the large LM, the graph LM pruned from it, the vocabulary file honoured
+    (ABOUT left out of it: mapped to <UNK> in training, an OOV in the dev text), and a report
+    whose numbers are those of the files."""
+    import json
+    import random
+
+    lang = tmp_path / "lang"
+    prepare_lang(make_dict(tmp_path / "dict"), "<UNK>", lang)
+    rng = random.Random(0)
+    words = ["THE", "A", "CAT", "CATS", "DOG", "RED", "READ", "ABOUT", "AB"]
+    sents = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 7))) for _ in range(400)]
+    (tmp_path / "lm_text.txt").write_text("".join(s + "\n" for s in sents))
+    (tmp_path / "vocab.txt").write_text("".join(w + "\n" for w in words if w != "ABOUT"))
+    (tmp_path / "dev_text").write_text("u1 THE CAT READ ABOUT A DOG\nu2 A RED CAT\nu3\n")
+    r = subprocess.run(
+        ["python", "-m", "kdhybrid.bin.train_lm", "--order", "3", "--pruned", "1e-3", str(tmp_path / "small.arpa"),
+         "--vocab", str(tmp_path / "vocab.txt"), "--dev-text", str(tmp_path / "dev_text"), "--report", str(tmp_path / "lm.json"),
+         str(tmp_path / "lm_text.txt"), str(lang), str(tmp_path / "large.arpa")],
+        env=venv_env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads((tmp_path / "lm.json").read_text())
+    assert list(rep["lms"]) == ["large", "small"] and rep["sentences"] == 400 and rep["vocabulary"] == 8
+    large, small = rep["lms"]["large"], rep["lms"]["small"]
+    assert large["ngrams"] == arpa_counts(tmp_path / "large.arpa") and small["ngrams"] == arpa_counts(tmp_path / "small.arpa")
+    assert large["prune"] == 0 and small["prune"] == 1e-3 and large["order"] == small["order"] == 3
+    assert small["ngrams"]["1"] == large["ngrams"]["1"] and sum(small["ngrams"].values()) < sum(large["ngrams"].values())
+    assert json.loads((tmp_path / "small.arpa.json").read_text()) == small
+    dev = str(tmp_path / "dev_text")
+    for name, lm in (("large", large), ("small", small)):
+        assert lm["eval"][dev] == perplexity(tmp_path / f"{name}.arpa", ["THE CAT READ ABOUT A DOG", "A RED CAT"])
+        assert lm["eval"][dev]["oov"] == 1 and lm["eval"][dev]["words"] == 9
+    unigrams = (tmp_path / "large.arpa").read_text().split("\\2-grams:")[0].split()
+    assert "ABOUT" not in unigrams and "<UNK>" in unigrams
+    out = [l for l in r.stdout.splitlines() if l.startswith("train_lm:")]
+    assert out[0].startswith("train_lm: large: order 3, prune 0,") and out[1].startswith("train_lm: small: order 3, prune 0.001,")
+    assert f"{dev}: ppl {large['eval'][dev]['ppl']}, OOV 11.11% of 9 words" in out[0]

@@ -76,6 +76,12 @@ def test_layout_splits_and_voices(micro_corpus):
     assert voices["test_heldout"] == set(tts.HELDOUT_VOICES)
     assert voices["test_heldout"].isdisjoint(voices["train"] | voices["dev"] | voices["test"])
     assert set(stats["splits"]["train"]["sexes"]) == {"F", "M"} and min(stats["splits"]["train"]["sexes"].values()) >= 1
+    # Each utterance has the condition kind its split's quota dealt it, levels within the table's ranges.
+    for split in synth_corpus.SPLITS:
+        recs = [json.loads(ln) for ln in (d / "meta" / f"{split}.utts.jsonl").read_text().splitlines()]
+        want = degrade.assign_kinds(MICRO[split].speakers, synth_corpus.utt_seed(3, "conditions", split))
+        assert [r["condition"]["kind"] for r in recs] == want, split
+        assert stats["splits"][split]["condition_mix"]["kinds"] == {k: want.count(k) for k, _ in degrade.CONDITION_MIX.kinds}
     # SPEAKERS.TXT in LibriSpeech's format.
     assert (d / "SPEAKERS.TXT").read_text().splitlines()[1].split("|")[2].strip() == "train"
 
@@ -95,16 +101,48 @@ def test_phone_timings_from_flite_and_festival(micro_corpus):
 
 
 def test_prompt_assignment_disjoint_for_real_tiers():
-    cands = [f"SENTENCE NUMBER {i}" for i in range(20000)]
+    pools = synth_corpus.PromptPools(general=[f"GENERAL NUMBER {i}" for i in range(20000)],
+                                     bible=[f"BIBLE NUMBER {i}" for i in range(10000)],
+                                     bible_heldout=[f"HELD OUT NUMBER {i}" for i in range(1000)])
     for tier in ("tiny", "default", "large"):
-        p = assign_prompts(cands, TIERS[tier], seed=1)
+        p = assign_prompts(pools, TIERS[tier], seed=1)
         seen = set()
         for split, lst in p.items():
-            assert len(lst) == TIERS[tier][split].speakers * TIERS[tier][split].utts_per_speaker
-            assert seen.isdisjoint(lst)
+            n = TIERS[tier][split].speakers * TIERS[tier][split].utts_per_speaker
+            assert len(lst) == n and seen.isdisjoint(lst)
             seen.update(lst)
-    with pytest.raises(ValueError, match="not enough prompt sentences"):
-        assign_prompts(cands[:100], TIERS["default"], seed=1)
+            kjv = "BIBLE" if split == "train" else "HELD OUT"
+            assert sum(s.startswith(kjv) for s in lst) == round(synth_corpus.BIBLE_SHARE * n)
+            assert sum(s.startswith("GENERAL") for s in lst) == n - round(synth_corpus.BIBLE_SHARE * n)
+            # interleaved: each speaker reads both kinds
+            assert 0 < sum(s.startswith(kjv) for s in lst[: n // 2]) < n // 2
+        assert p == assign_prompts(pools, TIERS[tier], seed=1)
+    small = synth_corpus.PromptPools(pools.general, pools.bible, pools.bible_heldout[:100])
+    with pytest.raises(ValueError, match="not enough prompt sentences in the bible_heldout pool"):
+        assign_prompts(small, TIERS["default"], seed=1)
+
+
+def test_prompts_and_lm_text_from_the_real_sources():
+    """The default tier's prompts and LM text: no evaluation sentence and no sentence of a
+    held-out book in the LM text; every training prompt in it; every prompt word in CMUdict."""
+    from kdhybrid.data.prepare import make_lm_text
+    from kdhybrid.data.text import load_cmudict
+
+    cmu = load_cmudict()
+    pools = synth_corpus.prompt_candidates(cmu)
+    assert len(pools.bible_heldout) >= 3 * 16 * 30 * synth_corpus.BIBLE_SHARE  # the large tier's evaluation splits
+    assert not set(pools.general) & set(pools.bible) and not set(pools.bible) & set(pools.bible_heldout)
+    assert not set(pools.general) & set(pools.bible_heldout)
+    prompts = assign_prompts(pools, TIERS["default"], seed=1)
+    evals = [s for split in ("dev", "test", "test_heldout") for s in prompts[split]]
+    assert all(w in cmu for s in evals + prompts["train"] for w in s.split())
+    lm = set(make_lm_text(evals))
+    assert len(lm) > 100000
+    assert not lm & set(evals) and not lm & set(pools.bible_heldout)
+    assert set(prompts["train"]) <= lm
+    held = set(pools.bible_heldout)
+    for split in ("dev", "test", "test_heldout"):
+        assert sum(s in held for s in prompts[split]) == round(synth_corpus.BIBLE_SHARE * len(prompts[split]))
 
 
 def test_lhotse_prepares_it_like_librispeech(micro_corpus, tmp_path):
@@ -178,6 +216,73 @@ def test_degradations_do_what_they_say():
     y = degrade.apply_condition(speech, cond, rng)
     assert len(y) == 32000 + 4000 + 8000 and np.all(y[:4000] == 0)
     assert abs(20 * np.log10(np.abs(y).max() / 0.9) + 12.0) < 0.01
+
+
+def test_condition_mix_table():
+    """The design: 40% clean, single degradations at moderate levels, 10% combinations; every
+    split dealt its kinds by quota (within one utterance of the share), in a seeded order."""
+    mix = degrade.CONDITION_MIX
+    shares = dict(mix.kinds)
+    assert sum(shares.values()) == pytest.approx(1.0) and shares["clean"] == pytest.approx(0.40)
+    assert sum(v for k, v in shares.items() if "+" in k) == pytest.approx(0.10)
+    assert mix.snr_db == (5.0, 20.0) and mix.rt60 == (0.2, 0.6)
+    for n in (1, 7, 50, 300, 2100):
+        kinds = degrade.assign_kinds(n, seed=5)
+        assert len(kinds) == n and kinds == degrade.assign_kinds(n, seed=5)
+        for k, share in mix.kinds:
+            assert abs(kinds.count(k) - share * n) < 1.0, (n, k, kinds.count(k))
+    assert degrade.assign_kinds(300, seed=5) != degrade.assign_kinds(300, seed=6)
+    rng = np.random.default_rng(0)
+    conds = [degrade.draw_condition(rng, k) for k in degrade.assign_kinds(300, seed=1)]
+    summary = degrade.summarize_conditions(conds)
+    assert summary["kinds"] == {"clean": 120, "noise": 75, "reverb": 45, "tel": 30, "noise+reverb": 15, "noise+tel": 15}
+    assert summary["degraded_twice_or_more"] == pytest.approx(0.10)
+    assert 5.0 <= summary["snr_db"]["min"] and summary["snr_db"]["max"] <= 20.0 and summary["snr_db"]["n"] == 105
+    assert 0.2 <= summary["rt60"]["min"] and summary["rt60"]["max"] <= 0.6 and summary["rt60"]["n"] == 60
+    assert all(c.kind == k for c, k in zip(conds, degrade.assign_kinds(300, seed=1)))
+    assert [c.name for c in conds if c.kind == "clean"] == ["clean"] * 120
+    with pytest.raises(ValueError, match="bad kind"):
+        degrade.ConditionMix(kinds=(("reverb+noise", 1.0),), snr_db=(5, 20), rt60=(0.2, 0.6), noise_types=(("white", 1.0),))
+    with pytest.raises(ValueError, match="sum to"):
+        degrade.ConditionMix(kinds=(("clean", 0.5),), snr_db=(5, 20), rt60=(0.2, 0.6), noise_types=(("white", 1.0),))
+
+
+def test_tiny_corpus_condition_mix_in_corpus_stats(tiny_recipe):
+    """corpus_stats.json (stage 0) gives every split's condition mix: the table's shares to
+    within one utterance a kind, the levels within its ranges."""
+    stats = json.loads((tiny_recipe / "data" / "local" / "corpus_stats.json").read_text())
+    mix = degrade.CONDITION_MIX
+    assert stats["condition_table"] == json.loads(json.dumps(mix.to_dict()))
+    for split, s in stats["splits"].items():
+        n, m = s["utterances"], s["condition_mix"]
+        assert n == TIERS["tiny"][split].speakers * TIERS["tiny"][split].utts_per_speaker
+        for k, share in mix.kinds:
+            assert abs(m["kinds"][k] - share * n) < 1.0 and m["shares"][k] == pytest.approx(m["kinds"][k] / n, abs=1e-3), (split, k)
+        assert sum(m["kinds"].values()) == n
+        assert mix.snr_db[0] <= m["snr_db"]["min"] and m["snr_db"]["max"] <= mix.snr_db[1]
+        assert mix.rt60[0] <= m["rt60"]["min"] and m["rt60"]["max"] <= mix.rt60[1]
+        assert sum(s["conditions"].values()) == n
+
+
+def test_tiny_recipe_lm_vocabulary_and_text(tiny_recipe):
+    """Stage 0's LM files: the LM text has no evaluation sentence, the LM vocabulary (chosen
+    without the evaluation text) is in the lexicon, which also has every transcript word; the
+    OOV rates in lm_text.json are those of the files."""
+    from kdhybrid.data.prepare import oov_rate, read_transcripts
+
+    data = tiny_recipe / "data"
+    lm = set((data / "local/lm/lm_text.txt").read_text().splitlines())
+    vocab = (data / "local/lm/vocab.txt").read_text().split()
+    lexicon = {line.split()[0] for line in (data / "local/dict/lexicon.txt").read_text().splitlines()}
+    stats = json.loads((data / "local/lm/lm_text.json").read_text())
+    assert stats["lm_sentences"] == len(lm) and stats["vocabulary"] == len(vocab) and set(vocab) <= lexicon
+    for split in synth_corpus.SPLITS:
+        text = read_transcripts([data / split])
+        assert {w for s in text for w in s.split()} <= lexicon
+        if split != "train":
+            assert not lm & set(text), split
+            assert stats["eval_oov_rate"][split] == oov_rate(text, vocab)
+    assert 0 < stats["eval_oov_rate"]["dev"] < 0.05
 
 
 def test_normalize_sentence():

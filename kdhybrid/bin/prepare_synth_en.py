@@ -4,7 +4,8 @@ e.g.: python -m kdhybrid.bin.prepare_synth_en --nj 2 corpus/synth_en_default dat
 
 Writes data/manifests/, data/{train,dev,test,test_heldout}/ (with utt2condition and utt2voice),
 data/local/dict/,
-data/local/lm/lm_text.txt and data/local/corpus_stats.json. A finished part is skipped
+data/local/lm/{lm_text.txt,vocab.txt,lm_text.json} and data/local/corpus_stats.json (the
+builder's statistics, per split its condition mix, and the LM text's). A finished part is skipped
 on a re-run (each writes a .done marker).
 """
 import argparse
@@ -23,7 +24,8 @@ def main() -> int:
     p.add_argument("corpus_dir")
     p.add_argument("data_root")
     p.add_argument("--nj", type=int, default=1)
-    p.add_argument("--min-count", type=int, default=2, help="LM-text count for a word to enter the lexicon")
+    p.add_argument("--min-count", type=int, default=1,
+                   help="LM-text count for a word to enter the LM vocabulary (1: every word of the 1.3 M-word text)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     corpus, data = Path(args.corpus_dir), Path(args.data_root)
@@ -49,8 +51,8 @@ def main() -> int:
     (data / "local").mkdir(parents=True, exist_ok=True)
     (data / "local" / "corpus_stats.json").write_text(json.dumps(stats, indent=1, sort_keys=True) + "\n")
     print(format_stats(stats))
-    print(f"LM text: {lm_stats['lm_sentences']} sentences, {lm_stats['lm_words']} words; lexicon: {lm_stats['vocabulary']} words "
-          f"({lm_stats['pronunciations']})")
+    print(f"LM text: {lm_stats['lm_sentences']} sentences, {lm_stats['lm_words']} words; LM vocabulary: {lm_stats['vocabulary']} words "
+          f"(OOV rate {lm_stats.get('eval_oov_rate')}); lexicon: {lm_stats.get('lexicon')} words ({lm_stats['pronunciations']})")
     return 0
 
 

@@ -8,12 +8,14 @@ prepares it exactly as it prepares the real corpus::
     <corpus>/SPEAKERS.TXT                       (LibriSpeech's speaker table)
     <corpus>/meta/speakers.json                 (every speaker's voice and profile)
     <corpus>/meta/<split>.utts.jsonl            (per utterance: condition, duration, phone timings)
-    <corpus>/meta/stats.json                    (per split: utterances, hours, speakers, voices, conditions)
+    <corpus>/meta/stats.json                    (per split: utterances, hours, speakers, voices, condition mix)
 
 Splits: ``train``, ``dev`` and ``test`` (new speakers of the training voices) and
 ``test_heldout`` (voices never used in training). Prompts of the four splits are
-disjoint. Every utterance has its own seed derived from the corpus seed, its split and
-its index, so one seed gives the same corpus byte for byte, with any number of workers.
+disjoint. Each split has the condition mix of :data:`kdhybrid.data.degrade.CONDITION_MIX`
+(kinds dealt by quota in a seeded order). Every utterance has its own seed derived from the
+corpus seed, its split and its index, so one seed gives the same corpus byte for byte, with
+any number of workers.
 """
 from __future__ import annotations
 
@@ -73,26 +75,72 @@ def utt_seed(seed: int, *parts: object) -> int:
     return int.from_bytes(h[:8], "little") >> 1
 
 
-def prompt_candidates(cmu: Dict[str, list]) -> List[str]:
-    """Prompt sentences: fortunes and WordNet examples, 4-20 words, every word in CMUdict."""
+# The prompts' design. Half of every split's prompts are King James Bible sentences: those of
+# dev/test/test_heldout from the held-out books below, which never enter the LM text nor the
+# training prompts (as LibriSpeech holds its dev and test books out of its LM corpus), those of
+# train from the other books. The other half are fortunes and WordNet examples (each sentence
+# in one split only; the LM text has every one that is not an evaluation prompt). The held-out
+# books span narrative (Ruth, Esther, Jonah, Acts), gospel (John: the synoptic gospels, in the
+# LM text, run parallel to each other, not to John), wisdom (Job) and epistle (Romans, James).
+HELDOUT_BOOKS = ("Ruth", "Est", "Job", "Jonah", "John", "Acts", "Rom", "Jas")
+BIBLE_SHARE = 0.5
+# Words a prompt. KJV sentences average 13.8 words in 4-20 (fortunes and WordNet examples 8.3):
+# at most 14 keeps the prompts at ~8.8 words on average and the corpus's hours as they were.
+PROMPT_WORDS = (4, 14)
+
+
+@dataclass
+class PromptPools:
+    """Prompt candidates by source, disjoint: every sentence is normalised, has 4-14 words
+    (:data:`PROMPT_WORDS`) and every word in CMUdict (the TTS engines and the lexicon pronounce it the same way)."""
+
+    general: List[str]  # fortunes and WordNet examples
+    bible: List[str]  # KJV sentences of the books in the LM text: training prompts
+    bible_heldout: List[str]  # KJV sentences of HELDOUT_BOOKS: evaluation prompts only
+
+
+def prompt_candidates(cmu: Dict[str, list]) -> PromptPools:
+    """The prompt pools from the Debian text sources (see :data:`HELDOUT_BOOKS`)."""
+    def ok(sents: Sequence[str]) -> List[str]:
+        return [s for s in text.normalize_all(sents, *PROMPT_WORDS) if all(w in cmu for w in s.split())]
+
+    books = text.bible_books()
+    heldout = ok([s for b in HELDOUT_BOOKS for s in books[b]])
+    held = set(heldout)
+    bible = [s for s in ok([s for b, ss in books.items() if b not in HELDOUT_BOOKS for s in ss]) if s not in held]
+    in_bible = held | set(bible)
     examples, _ = text.wordnet_texts()
-    cands = text.normalize_all(text.fortune_sentences() + examples, 4, 20)
-    return [s for s in cands if all(w in cmu for w in s.split())]
+    general = [s for s in ok(text.fortune_sentences() + examples) if s not in in_bible]
+    return PromptPools(general, bible, heldout)
 
 
-def assign_prompts(cands: Sequence[str], sizes: Dict[str, SplitSize], seed: int) -> Dict[str, List[str]]:
-    """Disjoint prompt lists per split (evaluation splits first), from a seeded shuffle."""
-    order = list(cands)
-    random.Random(seed).shuffle(order)
-    out: Dict[str, List[str]] = {}
-    pos = 0
+def assign_prompts(pools: PromptPools, sizes: Dict[str, SplitSize], seed: int, bible_share: float = BIBLE_SHARE) -> Dict[str, List[str]]:
+    """Disjoint prompt lists per split: ``round(bible_share * n)`` KJV sentences (held-out books for
+    the evaluation splits, the other books for train) and the rest from the general pool, each
+    pool in a seeded shuffle, evaluation splits served first; the split's list shuffled (seeded)
+    so that every speaker reads both kinds."""
+    order = {}
+    for i, (name, lst) in enumerate((("general", pools.general), ("bible", pools.bible), ("bible_heldout", pools.bible_heldout))):
+        order[name] = list(lst)
+        random.Random(seed + 1000 * i).shuffle(order[name])
+    pos = {name: 0 for name in order}
+
+    def take(name: str, k: int, split: str) -> List[str]:
+        if pos[name] + k > len(order[name]):
+            raise ValueError(f"not enough prompt sentences in the {name} pool: {len(order[name])} for "
+                             f"{pos[name] + k} (up to split {split})")
+        out = order[name][pos[name] : pos[name] + k]
+        pos[name] += k
+        return out
+
+    prompts: Dict[str, List[str]] = {}
     for split in ("dev", "test", "test_heldout", "train"):
         n = sizes[split].speakers * sizes[split].utts_per_speaker
-        if pos + n > len(order):
-            raise ValueError(f"not enough prompt sentences: {len(order)} for {pos + n} utterances")
-        out[split] = order[pos : pos + n]
-        pos += n
-    return out
+        nb = int(round(bible_share * n))
+        lst = take("bible" if split == "train" else "bible_heldout", nb, split) + take("general", n - nb, split)
+        random.Random(utt_seed(seed, "prompts", split)).shuffle(lst)
+        prompts[split] = lst
+    return prompts
 
 
 def make_speakers(split: str, n: int, seed: int) -> List[tts.SpeakerProfile]:
@@ -125,6 +173,7 @@ class UttJob:
     utt_id: str
     text: str
     seed: int
+    kind: str = "clean"  # condition kind (degrade.ConditionMix)
 
 
 def _speaker_task(args: Tuple[str, str, tts.SpeakerProfile, List[UttJob]]) -> List[dict]:
@@ -141,7 +190,7 @@ def _speaker_task(args: Tuple[str, str, tts.SpeakerProfile, List[UttJob]]) -> Li
             records.append(rec)
             continue
         rng = np.random.default_rng(job.seed)
-        cond = degrade.draw_condition(rng)
+        cond = degrade.draw_condition(rng, job.kind)
         x = degrade.apply_condition(audio, cond, rng, _BABBLE)
         spk, chapter, _ = job.utt_id.split("-")
         d = Path(corpus_dir) / split / spk / chapter
@@ -201,12 +250,13 @@ def build_corpus(
     (corpus / "meta").mkdir(parents=True, exist_ok=True)
 
     cmu = text.load_cmudict()
-    cands = prompt_candidates(cmu)
-    prompts = assign_prompts(cands, sizes, seed)
+    pools = prompt_candidates(cmu)
+    prompts = assign_prompts(pools, sizes, seed)
     used = {s for lst in prompts.values() for s in lst}
-    spare = [s for s in cands if s not in used]
+    spare = [s for s in pools.general if s not in used]
     random.Random(seed + 1).shuffle(spare)
-    logging.info("synth_en: %d prompt candidates; building babble pool", len(cands))
+    logging.info("synth_en: prompt candidates: %d general, %d KJV (LM-text books), %d KJV (held-out books); building babble pool",
+                 len(pools.general), len(pools.bible), len(pools.bible_heldout))
     babble = _babble_pool(spare[:BABBLE_POOL_SIZE], seed, nj)
 
     tasks = []
@@ -214,13 +264,14 @@ def build_corpus(
     for split in SPLITS:
         sz = sizes[split]
         speakers[split] = make_speakers(split, sz.speakers, seed)
+        kinds = degrade.assign_kinds(sz.speakers * sz.utts_per_speaker, utt_seed(seed, "conditions", split))
         for i, prof in enumerate(speakers[split]):
             chapter = f"{prof.speaker_id}{SPLITS.index(split) + 1:02d}"
             jobs = []
             for n in range(sz.utts_per_speaker):
                 idx = i * sz.utts_per_speaker + n
                 utt = f"{prof.speaker_id}-{chapter}-{n:04d}"
-                jobs.append(UttJob(utt, prompts[split][idx], utt_seed(seed, split, idx)))
+                jobs.append(UttJob(utt, prompts[split][idx], utt_seed(seed, split, idx), kinds[idx]))
             tasks.append((str(corpus), split, prof, jobs))
     # Festival speakers are the slowest: start them first.
     tasks.sort(key=lambda t: t[2].engine != "festival")
@@ -246,7 +297,7 @@ def build_corpus(
 
 
 def _write_tables(corpus: Path, records: Dict[str, List[dict]], speakers, sizes, seed: int, tier: str) -> dict:
-    stats: dict = {"tier": tier, "seed": seed, "splits": {}}
+    stats: dict = {"tier": tier, "seed": seed, "condition_table": degrade.CONDITION_MIX.to_dict(), "splits": {}}
     spk_lines = [
         "; ID  |SEX| SUBSET       |MINUTES| NAME",
     ]
@@ -281,6 +332,8 @@ def _write_tables(corpus: Path, records: Dict[str, List[dict]], speakers, sizes,
             "voices": sorted({r["voice"] for r in ok}),
             "sexes": {s: len({r["speaker"] for r in ok if all_profiles[r["speaker"]]["sex"] == s}) for s in ("F", "M")},
             "conditions": dict(sorted(conds.items())),
+            "condition_mix": degrade.summarize_conditions([degrade.Condition(**{k: v for k, v in r["condition"].items()
+                                                                                 if k not in ("name", "kind")}) for r in ok]),
             "skipped": len(skipped),
             "skipped_utts": [{"utt_id": r["utt_id"], "error": r["error"]} for r in skipped],
         }
@@ -294,10 +347,13 @@ def format_stats(stats: dict) -> str:
     lines = [
         f"synth_en tier={stats.get('tier')} seed={stats.get('seed')}"
         + (f" built in {stats['build_seconds']} s" if "build_seconds" in stats else ""),
-        f"{'split':<13} {'utts':>6} {'hours':>7} {'spk':>4} {'F/M':>7} {'voices':>6} {'skipped':>7}  conditions",
+        f"{'split':<13} {'utts':>6} {'hours':>7} {'spk':>4} {'F/M':>7} {'voices':>6} {'skipped':>7}  conditions (% of utterances)",
     ]
     for split, s in stats["splits"].items():
-        conds = ", ".join(f"{k}:{v}" for k, v in s["conditions"].items())
+        mix = s.get("condition_mix")
+        order = [k for k, _ in degrade.CONDITION_MIX.kinds]  # the table's order (stats.json sorts keys)
+        conds = (", ".join(f"{k} {100 * mix['shares'][k]:.0f}" for k in sorted(mix["shares"], key=lambda k: (order + [k]).index(k))) if mix
+                 else ", ".join(f"{k}:{v}" for k, v in s["conditions"].items()))
         fm = f"{s['sexes']['F']}/{s['sexes']['M']}"
         lines.append(f"{split:<13} {s['utterances']:>6} {s['hours']:>7.3f} {s['speakers']:>4} {fm:>7} {len(s['voices']):>6} {s['skipped']:>7}  {conds}")
     return "\n".join(lines)

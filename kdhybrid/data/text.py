@@ -5,7 +5,8 @@ Sources are Debian text packages that run offline:
 * ``fortunes`` / ``fortunes-min`` (``/usr/share/games/fortunes``): quotations, split into sentences;
 * ``wordnet-base`` (``/usr/share/wordnet/data.*``): example sentences (quoted in the glosses) and
   the glosses themselves;
-* ``bible-kjv`` (the ``bible`` command): the King James Bible, for LM text only.
+* ``bible-kjv`` (the ``bible`` command): the King James Bible, by book (prompts of held-out
+  books, LM text of the others).
 
 Sentences are normalised the LibriSpeech way: upper case, words of letters and apostrophes,
 no digits (a sentence with digits is dropped rather than verbalised). The lexicon is CMUdict
@@ -108,17 +109,26 @@ def wordnet_texts() -> Tuple[List[str], List[str]]:
     return examples, glosses
 
 
-def bible_sentences() -> List[str]:
-    """Verses of the King James Bible (``bible-kjv``), split into sentences."""
+def bible_books() -> Dict[str, List[str]]:
+    """Sentences of the King James Bible (``bible-kjv``) by book, in canonical order; books are
+    named by the ``bible`` command's abbreviations (``Ge``, ``Ruth``, ``John``, ``1Cor`` ...)."""
     require_debian("bible", "bible-kjv")
     out = subprocess.run(
         ["bible", "-f", "Genesis 1:1-Revelation 22:21"], capture_output=True, text=True, check=True
     ).stdout
-    sents: List[str] = []
+    books: Dict[str, List[str]] = {}
     for line in out.splitlines():
-        verse = line.split(" ", 1)[1] if " " in line else ""
-        sents.extend(split_sentences(verse))
-    return sents
+        ref, verse = line.split(" ", 1) if " " in line else (line, "")
+        m = re.match(r"^(\d?[A-Za-z]+)\d+:\d+$", ref)
+        if not m:
+            raise ValueError(f"bible: unexpected verse reference {ref!r}")
+        books.setdefault(m.group(1), []).extend(split_sentences(verse))
+    return books
+
+
+def bible_sentences() -> List[str]:
+    """Verses of the King James Bible (``bible-kjv``), split into sentences."""
+    return [s for sents in bible_books().values() for s in sents]
 
 
 def normalize_all(sentences: Iterable[str], min_words: int = 1, max_words: int = 10**9) -> List[str]:

@@ -42,7 +42,7 @@ def _decode_dir(exp: Path, test_set: str, lms: Sequence[str]) -> Tuple[Optional[
     return None, ""
 
 
-def describe(exp: Pathlike, sets: Sequence[str], lms: Sequence[str] = ("fglarge", "tgsmall")) -> Optional[System]:
+def describe(exp: Pathlike, sets: Sequence[str], lms: Sequence[str] = ("fglarge", "tglarge", "tgsmall")) -> Optional[System]:
     """A :class:`System` of an exp dir, or None when it has no scored decode dir."""
     exp = Path(exp)
     s = System(exp.name, exp, "member")
@@ -146,7 +146,7 @@ def write_results(recipe_dir: Pathlike, out: Pathlike, sets: Sequence[str], base
                                           _natural(n)))
     lines = ["# synth_en results", "",
              "Written by `python -m kdhybrid.bin.results` (the recipe's last stage) from the decode dirs' `wer.json`; do not edit.",
-             "WER (%) after rescoring with the 4-gram (`fglarge`) where the system was rescored, else the decoding LM (`tgsmall`);",
+             "WER (%) after rescoring with the large LM (`tglarge`, or the 4-gram `fglarge`) where the system was rescored, else the graph LM (`tgsmall`);",
              "each the best LM weight / insertion penalty on that set (Kaldi's `best_wer` convention). Dev frame accuracy: best epoch.",
              "", "| system | kind | " + " | ".join(f"{x} WER" for x in sets) + " | dev frame acc | params | train time (s) | LM | what |",
              "|---|---|" + "---|" * len(sets) + "---|---|---|---|---|"]

@@ -10,7 +10,7 @@ import gzip
 import os
 import shutil
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence, Set, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 
 Pathlike = Union[str, Path]
@@ -43,6 +43,61 @@ def train_arpa(text: Pathlike, order: int, arpa: Pathlike, prune_threshold: floa
         os.remove(raw)
     os.replace(arpa + ".tmp", arpa)
     return arpa_counts(arpa)
+
+
+def prune_arpa(arpa: Pathlike, threshold: float, out_arpa: Pathlike) -> Dict[str, int]:
+    """Relative-entropy pruning (SRILM's ``-prune``, kaldingram) of ``arpa`` into ``out_arpa``.
+    Returns the n-gram counts per order of the pruned LM."""
+    from kaldingram import prune as kprune
+
+    tmp = str(out_arpa) + ".tmp"
+    kprune.run(kprune.build_parser().parse_args(["--lm", str(arpa), "--write-lm", tmp, "--threshold", str(threshold)]))
+    os.replace(tmp, out_arpa)
+    return arpa_counts(out_arpa)
+
+
+def train_lms(
+    lm_text: Pathlike, vocab: Set[str], oov: str, order: int, arpa: Pathlike, prune: float = 0.0,
+    pruned: Sequence[Tuple[float, Pathlike]] = (), eval_texts: Optional[Dict[str, Sequence[str]]] = None,
+    num_workers: int = 1,
+) -> dict:
+    """Train a Kneser-Ney ``order``-gram on ``lm_text`` (one sentence a line; words outside
+    ``vocab`` mapped to ``oov``) into ``arpa`` (entropy-pruned at ``prune`` when > 0), prune it
+    further into each ``(threshold, arpa)`` of ``pruned``, and measure every LM on
+    ``eval_texts`` (name -> sentences) with :func:`perplexity`.
+
+    :return: ``{"lm_text", "sentences", "words", "vocabulary", "lms": {name: {"arpa", "order",
+        "prune", "ngrams", "seconds", "eval": {name: perplexity}}}}``, LMs named by their
+        file name without ``.arpa`` (``tglarge``, ``tgsmall``), the trained one first.
+    """
+    import time
+
+    from kdhybrid.lang.arpa import ArpaLm
+
+    with open(lm_text, encoding="utf-8") as f:
+        sents = [line.strip() for line in f if line.strip()]
+    mapped = Path(str(arpa) + ".text.tmp")
+    with open(mapped, "w", encoding="utf-8") as f:
+        f.write("".join(s + "\n" for s in map_oov(sents, vocab, oov)))
+    t0 = time.time()
+    train_arpa(mapped, order, arpa, prune, num_workers)
+    mapped.unlink()
+    made = [(Path(arpa), prune, time.time() - t0)]
+    for threshold, out in pruned:
+        t0 = time.time()
+        prune_arpa(arpa, threshold, out)
+        made.append((Path(out), threshold, time.time() - t0))
+    report: dict = {"lm_text": str(lm_text), "sentences": len(sents), "words": sum(len(s.split()) for s in sents),
+                    "vocabulary": len(vocab), "lms": {}}
+    for path, threshold, seconds in made:
+        name = path.name[: -len(".arpa")] if path.name.endswith(".arpa") else path.name
+        lm = ArpaLm(path)
+        report["lms"][name] = {
+            "arpa": str(path), "order": order, "prune": threshold, "ngrams": arpa_counts(path),
+            "seconds": round(seconds, 1), "eval": {k: perplexity(lm, v) for k, v in (eval_texts or {}).items()},
+        }
+        del lm
+    return report
 
 
 def unigram_arpa(text: Pathlike, arpa: Pathlike) -> Dict[str, int]:
@@ -85,19 +140,41 @@ def arpa_counts(arpa: Pathlike) -> Dict[str, int]:
 
 
 def perplexity(arpa: Pathlike, sentences: Sequence[str]) -> Dict[str, float]:
-    """Perplexity (with ``</s>``, SRILM's ``ppl``) and OOV rate of ``sentences``."""
-    from kaldingram.ppl import compute_ppl
-    from kaldingram.prune import ArpaParser
+    """Perplexity and OOV rate of ``sentences`` under a closed-vocabulary ARPA LM, SRILM's
+    ``ngram -ppl`` convention: every word and one ``</s>`` a sentence are scored; a word the
+    LM lacks (its OOV word ``<UNK>`` included, which stands for many words) is an OOV, left
+    out of the perplexity, and the words after it are scored with the history they have
+    (backing off past it); empty sentences are skipped.
 
-    lm = ArpaParser().loadf(str(arpa), encoding="utf-8")[0]
-    st = compute_ppl(lm, list(sentences))
+    :return: ``ppl`` (``</s>`` counted), ``ppl1`` (without), ``sentences``, ``words``,
+        ``oov``, ``oov_rate`` (OOV words / words).
+    """
+    from kdhybrid.lang.arpa import ArpaLm
+
+    lm = arpa if isinstance(arpa, ArpaLm) else ArpaLm(arpa)
+    vocab = {k[0] for k in lm.probs if len(k) == 1} - {"<s>", "<UNK>", "<unk>"}
+    logprob, n_sent, n_words, n_oov = 0.0, 0, 0, 0
+    for s in sentences:
+        words = s.split()
+        if not words:
+            continue
+        n_sent += 1
+        n_words += len(words)
+        hist = ["<s>"]
+        for w in words + ["</s>"]:
+            if w != "</s>" and w not in vocab:
+                n_oov += 1
+            else:
+                logprob += lm.word_logprob(hist, w)
+            hist.append(w)
+    scored = n_words - n_oov
     return {
-        "ppl": round(st["ppl"], 2),
-        "ppl1": round(st["ppl1"], 2),
-        "sentences": st["num_sentences"],
-        "words": st["num_words"],
-        "oov": st["num_oov"],
-        "oov_rate": round(st["num_oov"] / max(st["num_words"], 1), 4),
+        "ppl": round(10 ** (-logprob / max(scored + n_sent, 1)), 2),
+        "ppl1": round(10 ** (-logprob / max(scored, 1)), 2),
+        "sentences": n_sent,
+        "words": n_words,
+        "oov": n_oov,
+        "oov_rate": round(n_oov / max(n_words, 1), 4),
     }
 
 

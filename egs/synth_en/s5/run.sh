@@ -6,9 +6,10 @@
 #      Kaldi data dirs data/{train,dev,test,test_heldout}, dict dir, LM text
 # and the stages every recipe shares (steps/hybrid_recipe.sh):
 #   1  lang dir data/lang (word-position-dependent phones, L.fst, L_disambig.fst)
-#   2  n-gram LMs (kaldingram): a pruned 3-gram for decoding graphs (data/lang_test_tgsmall)
-#      and, with --fglarge true, a 4-gram for lattice rescoring (data/lang_test_fglarge;
-#      ~4 min on 2 cores; decode with steps/hybrid_recipe.sh's --rescore-lang); perplexity on dev
+#   2  n-gram LMs (kaldingram): a Kneser-Ney 3-gram that rescores every decode's lattices
+#      (data/lang_test_tglarge) and the graph LM pruned from it (data/lang_test_tgsmall);
+#      with --fglarge true also a 4-gram (data/lang_test_fglarge); n-gram counts, perplexity
+#      and OOV rate on the evaluation sets in data/local/lm/lm.json
 #   3  fbank features (conf/fbank.conf) and per-speaker CMVN for every split
 #   4  monophone GMM-HMM (flat start, on the 1000 shortest training utterances of the default
 #      tier, then aligned on all) -> exp/mono
@@ -16,10 +17,10 @@
 #      -> exp/tri{1,2,3}; alignments exp/tri3_ali (the senone labels of the neural models) and
 #      their phone-boundary agreement with the synthesiser's timings (exp/tri3_ali/boundaries.json)
 #   6  decoding graph exp/tri3/graph_tgsmall (+ k2 form); tri3 decoded on dev in two passes
-#      (speaker-independent, then fMLLR)
+#      (speaker-independent, then fMLLR), rescored with tglarge (exp/tri3/decode_tglarge_dev)
 #   7  the acoustic model zoo on the tri3 senone labels, frame cross-entropy:
 #      exp/{tdnn,blstm,cnn_tdnn} (configs in conf/); exp/tdnn is also the hard-label baseline
-#   8  tri1, tri3 and the zoo decoded on dev and test (k2 lattices, tgsmall)
+#   8  tri1, tri3 and the zoo decoded on dev and test (k2 lattices, tgsmall; rescored with tglarge)
 #   9  teacher ensembles: exp/ensemble_{posterior,logit} (weights by dev CE, or by dev WER
 #      among the 3 best by CE with --ens-criterion wer: ~4 min more a fusion), decoded (the
 #      posterior-fusion one on dev only; stage 13 decodes it on the rest); oracle
@@ -41,9 +42,10 @@ stage=0
 stop_stage=12       # 13: the full grid
 tier=default        # corpus tier: tiny | default | large
 nj=$(nproc)
-tgsmall_prune=1e-5  # relative-entropy threshold of the decoding-graph 3-gram
-fglarge_prune=1e-8  # ... of the rescoring 4-gram
-fglarge=false       # true: stage 2 also builds the 4-gram for rescoring
+tgsmall_prune=1e-5  # relative-entropy threshold of the graph LM, pruned from the rescoring 3-gram (tglarge)
+fglarge=false       # true: stage 2 also builds a 4-gram (data/lang_test_fglarge)
+fglarge_prune=1e-8  # ... its relative-entropy threshold
+rescore_lang=data/lang_test_tglarge  # the LM that rescores every decode (empty: none)
 zoo="tdnn blstm cnn_tdnn"  # stage 7's architectures (conf/<arch>.yaml)
 ens_criterion=ce    # stage 9's ensemble weights: ce (dev frame cross-entropy) or wer (dev WER)
 tri1_leaves=        # default: by tier (tiny 200, default 1200, large 2000)
@@ -77,7 +79,8 @@ esac
 if [ $stop_stage -ge 1 ]; then
   steps/hybrid_recipe.sh --stage $([ $stage -gt 1 ] && echo $stage || echo 1) --stop-stage $stop_stage --nj $nj \
     --train-cmd "$train_cmd" --decode-cmd "$decode_cmd" --nnet-cmd "${nnet_cmd:-}" --splits "$splits" \
-    --tgsmall-prune $tgsmall_prune --fglarge-prune $fglarge_prune --fglarge $fglarge --tri1-leaves $tri1_leaves --tri1-gauss $tri1_gauss \
+    --tgsmall-prune $tgsmall_prune --fglarge-prune $fglarge_prune --fglarge $fglarge --rescore-lang "$rescore_lang" \
+    --tri1-leaves $tri1_leaves --tri1-gauss $tri1_gauss \
     --tri2-leaves $tri23_leaves --tri2-gauss $tri23_gauss --tri3-leaves $tri23_leaves --tri3-gauss $tri23_gauss \
     --mono-subset "$mono_subset" --gmm-final $gmm_final \
     --zoo "$zoo" --ens-criterion $ens_criterion --phone-timings corpus/synth_en_$tier/meta/train.utts.jsonl
