@@ -11,7 +11,6 @@ e.g.: python -m kdhybrid.bin.est_fmllr --alignments exp/tri3_ali/ali_si.1.gz exp
 """
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 

@@ -29,7 +29,7 @@ from kdhybrid.gmm.feats import GmmFeatConfig, read_transforms
 from kdhybrid.gmm.fmllr import KALDI_FMLLR_NUM_ITERS, accumulate_fmllr_stats, compose_affine, estimate_fmllr, identity_transform
 from kdhybrid.gmm.gauss_post import PdfGaussians
 from kdhybrid.gmm.model import GmmHmm, MleConfig, mle_update
-from kdhybrid.gmm.train import EmConfig, Jobs, SystemHooks, single_threaded_blas, UttFeatures, frame_pdfs, silence_tids, train_tree_system
+from kdhybrid.gmm.train import EmConfig, Jobs, SystemHooks, UttFeatures, frame_pdfs, share_by_size, silence_tids, single_threaded_blas, train_tree_system
 from kdhybrid.io.tables import read_kaldi_matrix, write_transform_ark
 from kdhybrid.kaldi_libs import kaldi_hmm_gmm as khg
 
@@ -102,15 +102,12 @@ def parallel_speaker_transforms(jobs: Jobs, pdf_of_frame: np.ndarray, speaker_ro
     """:func:`estimate_speaker_transforms` on the workers' current model and features, the
     speakers shared out by frame count; each speaker's transform is computed by one worker
     from its own frames, so the result does not depend on the number of jobs."""
-    shares: List[Dict[str, np.ndarray]] = [{} for _ in jobs.conns]
-    load = [0] * len(jobs.conns)
-    for spk in sorted(speaker_rows, key=lambda s: (-len(speaker_rows[s]), s)):
-        j = load.index(min(load))
-        shares[j][spk] = speaker_rows[spk]
-        load[j] += len(speaker_rows[spk])
+    spks = sorted(speaker_rows)
+    shares = share_by_size(spks, [len(speaker_rows[s]) for s in spks], len(jobs.conns))
     w: Dict[str, np.ndarray] = {}
     infos: Dict[str, dict] = {}
-    for ws, inf in jobs.call_each("run", [(_job_transforms, pdf_of_frame, sh, sweeps) for sh in shares]):
+    args = [(_job_transforms, pdf_of_frame, {s: speaker_rows[s] for s in sh}, sweeps) for sh in shares]
+    for ws, inf in jobs.call_each("run", args):
         w.update(ws)
         infos.update(inf)
     return w, summarize_transforms(infos)
@@ -183,8 +180,7 @@ def train_sat(data_dir: Pathlike, lang_dir: Pathlike, ali_dir: Pathlike, exp_dir
     record: dict = {}
 
     def pdfs(model: GmmHmm, jobs: Jobs) -> np.ndarray:
-        pdf = frame_pdfs(jobs.feats, jobs.alis, model.tid2pdf(), silence_tids(model, lang) if cfg.silence_weight == 0 else None)
-        return pdf
+        return frame_pdfs(jobs.feats, jobs.alis, model.tid2pdf(), silence_tids(model, lang) if cfg.silence_weight == 0 else None)
 
     def before_tree(jobs: Jobs, old: GmmHmm) -> dict:
         if list(ali_dir.glob("trans.*")):

@@ -286,6 +286,19 @@ def _worker_main(conn, feats: UttFeatures, utts: List[str], words: Dict[str, Lis
             conn.send(("error", f"{cmd}: {type(e).__name__}: {e}"))
 
 
+def share_by_size(items: Sequence, sizes: Sequence[int], n: int) -> List[list]:
+    """Deal ``items`` to ``n`` workers, largest first (ties in the given order), each to the
+    least loaded so far: the jobs' shares of pdfs (accumulation) or speakers (fMLLR). Which
+    worker gets an item never changes its numbers, only the balance."""
+    shares: List[list] = [[] for _ in range(n)]
+    load = [0] * n
+    for i in sorted(range(len(items)), key=lambda i: (-sizes[i], i)):
+        j = load.index(min(load))
+        shares[j].append(items[i])
+        load[j] += int(sizes[i])
+    return shares
+
+
 class Jobs:
     """``nj`` worker processes, one per ``split<nj>utt`` job of the data dir, sharing the
     features that the driver loaded (forked after loading). The driver keeps every
@@ -353,12 +366,7 @@ class Jobs:
         tid2pdf = model.tid2pdf()
         pdf_of_frame = frame_pdfs(self.feats, self.alis, tid2pdf)
         counts = np.bincount(pdf_of_frame[pdf_of_frame >= 0], minlength=model.num_pdfs)
-        shares: List[List[int]] = [[] for _ in self.conns]
-        load = [0] * len(self.conns)
-        for p in np.argsort(-counts, kind="stable").tolist():
-            j = load.index(min(load))
-            shares[j].append(p)
-            load[j] += int(counts[p])
+        shares = share_by_size(range(model.num_pdfs), counts.tolist(), len(self.conns))
         parts = self.call_each("accumulate", [(pdf_of_frame, np.asarray(sorted(s), dtype=np.int64), si_stats) for s in shares])
         st = GmmStats.from_pdf_stats(model.am, parts, frames=int((pdf_of_frame >= 0).sum()))
         ali = [self.alis[u] for u in self.feats.utts if u in self.alis]
