@@ -15,11 +15,13 @@
 #      --gmm-final tri3 (the default) also tri2 (LDA+MLLT, exp/tri2, exp/tri2_ali) and tri3
 #      (SAT with fMLLR, exp/tri3); then the final system's alignments exp/<gmm-final>_ali and
 #      exp/<gmm-final>_ali_dev (the senone labels of the neural models), lhotse cuts, and,
-#      when the corpus has them, phone-boundary agreement with reference timings
+#      when the corpus has them, phone-boundary agreement with reference timings; with
+#      --speed-perturb true also the 3-way speed-perturbed training data, aligned by the final GMM
 #   6  decoding graph exp/<gmm-final>/graph_tgsmall; the final GMM decoded on --gmm-decode-sets
 #      (tri3 in two passes, steps/decode_fmllr.sh), lattices rescored with --rescore-lang when set
-#   7  the acoustic model zoo on the final GMM's senone labels, frame cross-entropy:
-#      exp/<arch> for each of --zoo (configs conf/<arch>.yaml)
+#   7  the acoustic model zoo on the final GMM's senone labels, frame cross-entropy, each
+#      trained until dev cross-entropy stops improving: exp/<arch> for each of --zoo (configs
+#      conf/<arch>.yaml); their learning curves in exp/zoo_learning_curves.png
 #   8  decode tri1 (its own graph), the final GMM and the zoo on --decode-sets (k2 lattices, tgsmall; rescored with --rescore-lang)
 #   9  teacher ensembles of the zoo: posterior fusion (exp/ensemble_posterior) and logit
 #      fusion (exp/ensemble_logit), weights by dev frame CE (--ens-criterion wer: the
@@ -28,7 +30,8 @@
 #  10  the teacher's top-k posteriors of the training data (exp/ensemble_logit/post_k<topk>_train)
 #  11  the default essence student (conf/student.yaml, multitask on hard + top-k labels)
 #      -> exp/student_k<topk>, decoded
-#  12  RESULTS.md from the decode dirs (python -m kdhybrid.bin.results)
+#  12  RESULTS.md from the decode dirs (python -m kdhybrid.bin.results), with the zoo's
+#      learning curves beside it (learning_curves.png)
 #  13  the full grid (not in the default run): top-k students for k in {1,5,10,20,40,all}
 #      with and without hard labels, label interpolation, member-initialised and small
 #      students, 3 seeds of baseline and default student; all decoded on --grid-sets;
@@ -59,6 +62,8 @@ mono_subset=        # train mono on this many shortest utterances (Kaldi's --sho
 gmm_beam=10         # alignment beams of the triphone systems (Kaldi's 10; the retry beam is
 gmm_retry_beam=100  # only used for utterances that fail at --gmm-beam)
 gmm_decode_sets="dev"  # stage 6's GMM decodes
+speed_perturb=false # the zoo (the teachers) trains on 0.9/1.0/1.1 speed-perturbed copies of data/train, aligned
+                    # again by the final GMM (stage 5: data/train_sp, exp/<gmm-final>_ali_sp, data/cuts_sp)
 gmm_seed=1          # seeds the GMM stages' Gaussian mix-up (same corpus and seed: byte-identical models)
 zoo="tdnn blstm cnn_tdnn"
 decode_sets="dev test"   # the core's test sets (stages 8-12)
@@ -156,6 +161,21 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   for x in train dev; do
     python -m kdhybrid.bin.make_cuts --ali-dir $ali$([ $x = dev ] && echo _dev) data/$x data/cuts/$x
   done
+  if $speed_perturb; then
+    log "Stage 5: speed-perturbed training data (0.9/1.0/1.1), its features and $gmm_final alignments"
+    [ -f data/train_sp/utt2spk ] || steps/perturb_data_dir_speed_3way.sh data/train data/train_sp
+    if [ ! -f data/train_sp/cmvn.scp ]; then
+      steps/make_fbank.sh --nj $nj --cmd "$train_cmd" data/train_sp exp/make_fbank/train_sp fbank
+      steps/compute_cmvn_stats.sh data/train_sp exp/make_fbank/train_sp fbank
+    fi
+    if [ $gmm_final = tri3 ]; then
+      steps/align_fmllr.sh --nj $nj --cmd "$train_cmd" $beams data/train_sp data/lang exp/tri3 ${ali}_sp
+    else
+      steps/align.sh --nj $nj --cmd "$train_cmd" $beams data/train_sp data/lang exp/tri1 ${ali}_sp
+    fi
+    python -m kdhybrid.bin.make_cuts --ali-dir ${ali}_sp data/train_sp data/cuts_sp/train  # names the copies left out
+    ln -sfn ../cuts/dev data/cuts_sp/dev
+  fi
 fi
 
 dec() {  # dec <model-dir> <sets>: decode (k2, tgsmall lattices) unless scored already, rescore with --rescore-lang (tglarge)
@@ -186,9 +206,14 @@ fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   log "Stage 7: acoustic model zoo (frame cross-entropy on $gmm_final senones)"
+  zoo_data="data/train $ali"; zoo_cuts=data/cuts
+  $speed_perturb && { zoo_data="data/train_sp ${ali}_sp"; zoo_cuts=data/cuts_sp; }
   for arch in $zoo; do
-    [ -f exp/$arch/final.pt ] || steps/train_nnet.sh --cmd "$nnet_cmd" --config conf/$arch.yaml --cuts data/cuts data/train $ali exp/$arch
+    [ -f exp/$arch/final.pt ] || steps/train_nnet.sh --cmd "$nnet_cmd" --config conf/$arch.yaml --cuts $zoo_cuts \
+      --dev-ali ${ali}_dev $zoo_data exp/$arch
   done
+  python -m kdhybrid.bin.plot_learning_curves --out exp/zoo_learning_curves.png --title "the zoo on $gmm_final's senones" \
+    $(for a in $zoo; do echo -n "exp/$a "; done)
 fi
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
@@ -228,8 +253,13 @@ results() {  # results <sets> <notes...>
   local sets=$1; shift
   local notes=()
   for n in "$@"; do notes+=(--note "$n"); done
+  local figs=()
+  if [ -f exp/zoo_learning_curves.png ]; then
+    cp exp/zoo_learning_curves.png learning_curves.png
+    figs+=(--figure "learning_curves.png:The zoo's learning curves (dev frame cross-entropy and accuracy per epoch)")
+  fi
   python -m kdhybrid.bin.results --sets "$sets" --baseline ${zoo%% *} --ensemble ensemble_logit --student student_k$topk \
-    --post-dir $post "${notes[@]}" RESULTS.md > /dev/null
+    --post-dir $post "${notes[@]}" "${figs[@]}" RESULTS.md > /dev/null
 }
 elapsed() { local t=$(( $(date +%s) - $1 )); echo "$((t / 60)) min $((t % 60)) s"; }
 

@@ -78,3 +78,52 @@ def test_split_per_utterance_and_per_speaker(tmp_path):
     assert [len(read_text_table(j / "utt2spk")) for j in jobs] == [9, 6]
     with pytest.raises(ValueError, match="3 speakers"):
         split_data(d, 4, per_speaker=True)
+
+
+def _audio_dir(tmp_path):
+    d = tmp_path / "src"
+    d.mkdir()
+    (d / "wav.scp").write_text("a1 sox x/a1.flac -t wav - |\nb1 x/b1.wav\n")
+    (d / "utt2spk").write_text("a1 a\nb1 b\n")
+    (d / "spk2utt").write_text("a a1\nb b1\n")
+    (d / "text").write_text("a1 HELLO THERE\nb1 GOOD BYE\n")
+    (d / "utt2dur").write_text("a1 2.7\nb1 1.1\n")
+    (d / "spk2gender").write_text("a f\nb m\n")
+    (d / "utt2condition").write_text("a1 clean\nb1 white_snr10\n")
+    (d / "feats.scp").write_text("a1 f.ark:1\nb1 f.ark:9\n")
+    return d
+
+
+def test_speed_perturbation_3way_tables(tmp_path):
+    from kdhybrid.data.perturb import speed_perturb_3way
+
+    speed_perturb_3way(_audio_dir(tmp_path), tmp_path / "sp")
+    sp = tmp_path / "sp"
+    u2s = read_text_table(sp / "utt2spk")
+    assert list(u2s) == ["sp0.9-a1", "sp0.9-b1", "sp1.0-a1", "sp1.0-b1", "sp1.1-a1", "sp1.1-b1"]
+    assert u2s["sp1.1-b1"] == "sp1.1-b"  # every copy's speakers are new speakers (their own fMLLR)
+    wav = read_text_table(sp / "wav.scp")
+    assert wav["sp0.9-a1"] == "sox x/a1.flac -t wav - | sox -t wav - -t wav - speed 0.9 |"
+    assert wav["sp1.1-b1"] == "sox x/b1.wav -t wav - speed 1.1 |"
+    dur = read_text_table(sp / "utt2dur")
+    assert float(dur["sp0.9-a1"]) == pytest.approx(3.0, abs=1e-3) and float(dur["sp1.1-b1"]) == pytest.approx(1.0, abs=1e-3)
+    assert read_text_table(sp / "text")["sp1.0-a1"] == "HELLO THERE"
+    assert read_text_table(sp / "utt2condition")["sp0.9-b1"] == "white_snr10"
+    assert read_text_table(sp / "spk2gender")["sp0.9-b"] == "m"
+    assert not (sp / "feats.scp").exists()  # features are made again from the perturbed audio
+    assert validate_data_dir(sp) == {"utterances": 6, "speakers": 6}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sp", "src"]  # no part dirs left
+
+
+def test_speed_perturbation_bad_input(tmp_path):
+    from kdhybrid.data.perturb import combine_data_dirs, speed_perturb_data_dir
+
+    src = _audio_dir(tmp_path)
+    with pytest.raises(ValueError, match="positive"):
+        speed_perturb_data_dir(src, tmp_path / "x", 0)
+    speed_perturb_data_dir(src, tmp_path / "p9", 0.9)
+    with pytest.raises(ValueError, match="exists"):
+        speed_perturb_data_dir(src, tmp_path / "p9", 0.9)
+    with pytest.raises(ValueError, match="utterance 'sp0.9-a1' is in both"):
+        combine_data_dirs(tmp_path / "c", [tmp_path / "p9", tmp_path / "p9"])
+    assert not (tmp_path / "c").exists()

@@ -230,6 +230,42 @@ def test_cuts_carry_senone_labels(gmm):
         assert cut.load_custom("cmvn").shape == (2, 41)
 
 
+def test_speed_perturbed_copies_are_aligned_again(gmm):
+    """Kaldi's 3-way speed perturbation on real audio: 0.9/1.0/1.1 copies of a few training
+    utterances get their own features (about 1/factor as many frames) and their own tri1
+    alignments, made by aligning them again (never the original's labels stretched); the
+    cuts name the copies that fail to align."""
+    import json
+    import shutil
+
+    from kdhybrid.io.datadir import subset_data_dir
+    from kdhybrid.io.tables import read_text_table
+
+    d, run = gmm
+    for x in ("data/sp_src", "data/sp", "exp/tri1_ali_sp", "data/cuts_sp_test"):
+        shutil.rmtree(d / x, ignore_errors=True)
+    utts = list(read_text_table(d / "data/train/utt2spk"))[:6]
+    subset_data_dir(d / "data/train", utts, d / "data/sp_src")
+    run("steps/perturb_data_dir_speed_3way.sh data/sp_src data/sp && "
+        "steps/make_fbank.sh --nj 1 data/sp exp/make_fbank/sp fbank_sp && steps/compute_cmvn_stats.sh data/sp exp/make_fbank/sp fbank_sp && "
+        "steps/align.sh --nj 1 --beam 10 --retry-beam 100 data/sp data/lang exp/tri1 exp/tri1_ali_sp && "
+        "python -m kdhybrid.bin.make_cuts --ali-dir exp/tri1_ali_sp data/sp data/cuts_sp_test")
+    nf = {u: int(v) for u, v in read_text_table(d / "data/sp/utt2num_frames").items()}
+    orig = {u: int(v) for u, v in read_text_table(d / "data/train/utt2num_frames").items()}
+    assert len(nf) == 18
+    for u in utts:
+        assert abs(nf[f"sp1.0-{u}"] - orig[u]) <= 1
+        for f in (0.9, 1.1):
+            assert abs(nf[f"sp{f}-{u}"] - orig[u] / f) <= 3, (u, f)
+    alis = read_alignments(d / "exp/tri1_ali_sp")
+    info = json.loads((d / "data/cuts_sp_test/make_cuts.json").read_text())
+    left_out = (d / "data/cuts_sp_test/without_alignment.txt").read_text().split()
+    assert sorted(left_out) == sorted(set(nf) - set(alis)) and len(alis) >= 15
+    for u, a in alis.items():
+        assert len(a) == nf[u]
+    assert info["without_alignment"] == len(left_out) and info["cuts"] == len(alis)
+
+
 def _kaldi_binary_transition_model(m: GmmHmm, extended: bool) -> bytes:
     """Encode a model's transition model as Kaldi's TransitionModel::Write(binary) does
     (HmmTopology::Write: phones, phone2idx, [-1 for the extended format], entries;

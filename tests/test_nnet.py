@@ -170,3 +170,160 @@ def test_outputs_do_not_depend_on_batch_padding(arch):
     alone = m.log_posteriors(x[1:, :37], torch.tensor([37]))
     batched = m.log_posteriors(x, torch.tensor([60, 37]))[1:, :37]
     torch.testing.assert_close(alone, batched, rtol=1e-5, atol=1e-5)
+
+
+def test_chunk_spans_cover_every_frame_once():
+    from kdhybrid.train.data import chunk_batches, chunk_spans
+
+    lengths = [7, 30, 31, 95, 200, 1]
+    rng = np.random.default_rng(0)
+    spans = chunk_spans(lengths, 30, rng)
+    for u, t in enumerate(lengths):
+        mine = sorted((s, e) for v, s, e in spans if v == u)
+        assert mine[0][0] == 0 and mine[-1][1] == t
+        assert all(a[1] == b[0] for a, b in zip(mine, mine[1:]))  # contiguous, no overlap
+        assert all(0 < e - s <= 30 for s, e in mine)
+    b1, b1_again, b2 = (chunk_batches(lengths, 30, 64, 3, e) for e in (1, 1, 2))
+    assert b1 == b1_again and b1 != b2  # deterministic per (seed, epoch), phases move between epochs
+    assert sorted(x for b in b1 for x in b) == sorted(chunk_spans(lengths, 30, np.random.default_rng([3, 1, 7])))
+    assert all(sum(e - s for _, s, e in b) >= 64 for b in b1[:-1])
+
+
+@pytest.mark.parametrize("sub", [1, 3])
+def test_chunk_with_context_gives_the_whole_utterance_outputs(sub):
+    """A chunk with the model's context around it (chunk_context) gives exactly the outputs
+    of its frames in the whole utterance, so chunk training trains the model that decodes."""
+    from kdhybrid.train.data import Example
+    from kdhybrid.train.trainer import chunk_context
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch="tdnn", num_pdfs=NUM_PDFS, hidden=32, num_layers=6, subsampling=sub, dropout=0.0)).eval()
+    left, right = chunk_context(model, small_cfg())
+    assert left == right == (13 if sub == 1 else 31)
+    t = 150
+    x = np.random.default_rng(1).standard_normal((t, 40)).astype(np.float32)
+    ex = Example("u", x, np.arange(t) % NUM_PDFS, None, {})
+    with torch.no_grad():
+        whole = model(torch.from_numpy(x)[None], torch.tensor([t]))[0]["main"][0]
+        # spans whose context starts on the outputs' 30 ms grid (sub 3): 0, 61 - 31 = 30, 124 - 31 = 93 (to the end)
+        for s, e in [(0, 30), (30, 60), (120, 150), (57, 87)] if sub == 1 else [(0, 30), (61, 91), (124, 150)]:
+            piece = ex.span(s, e, left, right)
+            off = min(left, s)
+            assert (piece.y[:off] == -100).all() and (piece.y[off + e - s :] == -100).all()
+            assert (piece.y[off : off + e - s] == ex.y[s:e]).all() and len(piece.x) == off + e - s + min(right, t - e)
+            assert (s - off) % sub == 0
+            out = model(torch.from_numpy(piece.x)[None], torch.tensor([len(piece.x)]))[0]["main"][0]
+            frames = [f for f in range(s, e) if f % sub == 0]  # the frames with an output in both
+            got = out[[(f - (s - off)) // sub for f in frames]]
+            want = whole[[f // sub for f in frames]]
+            assert torch.allclose(got, want, atol=1e-5), (s, e)
+
+
+def test_chunk_training_learns_and_resumes_bit_for_bit(tmp_path):
+    cuts = make_cuts(tmp_path)
+    kw = dict(epochs=3, chunk_frames=20, batch_frames=160, spec_augment=True, lr_schedule="newbob", model={"dropout": 0.2})
+    r = train(small_cfg(**kw), cuts, cuts, tmp_path / "full")
+    h = r["history"]
+    assert h[-1]["dev_acc"] > 0.5 and h[-1]["dev_ce"] < h[0]["dev_ce"]
+    assert all(abs(x["lr"] - 3e-3 * x["lr_scale"]) < 1e-12 for x in h)
+    assert h[0]["input_frames_per_second"] > h[0]["frames_per_second"] / 2
+    train(small_cfg(**kw), cuts, cuts, tmp_path / "part", stop_after=2)
+    train(small_cfg(**kw), cuts, cuts, tmp_path / "part", resume=True)
+    a = torch.load(tmp_path / "full/epoch-3.pt")["state_dict"]
+    b = torch.load(tmp_path / "part/epoch-3.pt")["state_dict"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_newbob_holds_then_halves_then_stops():
+    from kdhybrid.train.trainer import Newbob
+
+    nb = Newbob(start=0.01, stop=0.002)
+    steps = [(float("inf"), 3.0, 1.0), (3.0, 2.5, 1.0), (2.5, 2.49, 0.5), (2.49, 2.40, 0.25)]
+    for best, dev, scale in steps:
+        assert not nb.update(best, dev) and nb.scale == scale
+    assert nb.update(2.40, 2.3999)  # under 0.2% while halving: converged
+
+
+@pytest.mark.parametrize("where", ["loss", "dev"])
+def test_divergence_stops_naming_epoch_and_batch(tmp_path, monkeypatch, where):
+    import kdhybrid.train.trainer as tr
+    from kdhybrid.train.data import chunk_batches
+    from kdhybrid.train.trainer import TrainingDiverged
+
+    cuts = make_cuts(tmp_path)
+    cfg = small_cfg(epochs=4, chunk_frames=20, batch_frames=160)
+    from lhotse import CutSet
+
+    n1 = len(chunk_batches([c.num_frames for c in CutSet.from_file(cuts)], 20, 160, cfg.seed, 1))
+    calls = {"train": 0, "eval": 0}
+    frame_ce, evaluate = tr.frame_ce, tr.evaluate
+
+    def bad_frame_ce(logits, labels, sub):
+        ce, n, c = frame_ce(logits, labels, sub)
+        if torch.is_grad_enabled():
+            calls["train"] += 1
+            if where == "loss" and calls["train"] == n1 + 3:
+                ce = ce * float("nan")
+        return ce, n, c
+
+    def bad_evaluate(*a, **k):
+        r = evaluate(*a, **k)
+        calls["eval"] += 1
+        if where == "dev" and calls["eval"] == 2:
+            r["ce"] = r["ce"] * 10
+        return r
+
+    monkeypatch.setattr(tr, "frame_ce", bad_frame_ce)
+    monkeypatch.setattr(tr, "evaluate", bad_evaluate)
+    with pytest.raises(TrainingDiverged, match="epoch 2, batch 3 of" if where == "loss" else "epoch 2: dev cross-entropy") as e:
+        train(cfg, cuts, cuts, tmp_path / "exp")
+    assert "epoch-1.pt" in str(e.value)
+    assert (tmp_path / "exp/epoch-1.pt").is_file() and not (tmp_path / "exp/epoch-2.pt").exists()
+
+
+@pytest.mark.parametrize("arch,sub", [("dnn", 1), ("dnn", 3), ("tdnn", 1), ("tdnn", 3)])
+def test_valid_chunks_compute_only_their_frames(arch, sub):
+    """forward(valid=True) on a chunk with exactly the receptive field around it gives the
+    whole utterance's outputs of the chunk's frames, one output a frame (a subsampled frame)
+    and nothing else; at the utterance's edges the context is the first/last frame repeated."""
+    from kdhybrid.train.data import ChunkDataset, Example
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch=arch, num_pdfs=NUM_PDFS, hidden=32, num_layers=6 if arch == "tdnn" else 3,
+                                    subsampling=sub, dropout=0.0, splice=5)).eval()
+    left, right = model.left_context, model.right_context
+    t = 150
+    x = np.random.default_rng(1).standard_normal((t, 40)).astype(np.float32)
+    ex = Example("u", x, np.arange(t) % NUM_PDFS, None, {})
+    with torch.no_grad():
+        whole = model(torch.from_numpy(x)[None], torch.tensor([t]))[0]["main"][0]
+        spans = [(33, 63), (66, 97), (45, 48), (48, 49)] if sub == 3 else [(33, 63), (40, 41), (77, 100)]
+        spans = [(s, e) for s, e in spans if s >= left and e + right <= t]
+        assert len(spans) >= 2
+        for s, e in spans:
+            piece = ex.span(s, e, left, right, valid=True)
+            assert len(piece.x) == e - s + left + right and (piece.y == ex.y[s:e]).all()
+            out, n = model(torch.from_numpy(piece.x)[None], torch.tensor([len(piece.x)]), valid=True)
+            assert out["main"].shape[1] == n.item() == -(-(e - s) // sub)
+            assert torch.allclose(out["main"][0], whole[s // sub : s // sub + n.item()], atol=1e-5), (s, e)
+        edge = ex.span(0, 4, left, right, valid=True)  # the first frame repeated as the left context
+        assert (edge.x[:left] == x[0]).all() and (edge.x[left:] == x[: 4 + right]).all()
+    # a batch of valid chunks: labels of the chunks' frames only, padded with -100
+    ds = ChunkDataset.__new__(ChunkDataset)
+    ds.base, ds.context, ds.valid, ds.examples = _Collator(), (left, right), True, [ex]
+    b = ds[[(0, 0, 9), (0, 60, 63)]]
+    assert b["valid"] and b["labels"].shape == (2, 9) and (b["labels"][1, 3:] == -100).all()
+    assert b["feats"].shape[1] == 9 + left + right
+
+
+class _Collator:
+    """The part of CutDataset that ChunkDataset batches with (no cuts needed)."""
+
+    def batch_rng(self, key):
+        return np.random.default_rng(0)
+
+    def collate(self, examples, rng):
+        from kdhybrid.train.data import collate
+
+        return collate([(e.x, e.y) for e in examples], [e.id for e in examples])

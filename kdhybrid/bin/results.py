@@ -18,9 +18,12 @@ def main() -> int:
     p.add_argument("--student", default="student_k10")
     p.add_argument("--post-dir", default=None)
     p.add_argument("--note", action="append", default=[], help="a line to add under the table (e.g. timings)")
+    p.add_argument("--figure", action="append", default=[], metavar="PNG:CAPTION",
+                   help="a figure to embed (path relative to the output's dir), e.g. 'learning_curves.png:The members' learning curves'")
     p.add_argument("out")
     a = p.parse_args()
-    text = write_results(".", a.out, a.sets.split(), a.baseline, a.ensemble, a.student, a.post_dir, extra_lines=a.note)
+    figures = [tuple(f.split(":", 1)) if ":" in f else (f, f) for f in a.figure]
+    text = write_results(".", a.out, a.sets.split(), a.baseline, a.ensemble, a.student, a.post_dir, extra_lines=a.note, figures=figures)
     print(text)
     return 0
 

@@ -15,7 +15,7 @@ from typing import Dict, Optional, Tuple, Union
 import numpy as np
 
 from kdhybrid.io.datadir import read_data_dir
-from kdhybrid.io.tables import KaldiFormatError, read_matrix
+from kdhybrid.io.tables import KaldiFormatError, atomic_write_text, read_matrix
 
 Pathlike = Union[str, Path]
 log = logging.getLogger("kdhybrid.data")
@@ -62,7 +62,7 @@ def make_cuts(data_dir: Pathlike, out_dir: Pathlike, ali_dir: Optional[Pathlike]
     alis, num_pdfs = pdf_alignments(ali_dir) if ali_dir else ({}, 0)
     counts = {"cuts": 0, "frames": 0, "without_alignment": 0, "length_fixed": 0, "num_pdfs": num_pdfs}
     cmvn = {s: read_matrix(dd.cmvn_scp[s]) for s in dd.spk2utt}
-    out = []
+    out, left_out = [], []
     with NumpyFilesWriter(out_dir / "arrays") as w:
         cmvn_arrays = {s: w.store_array(f"cmvn_{s}", m.astype(np.float64)) for s, m in cmvn.items()}
         for cut in cuts:
@@ -77,6 +77,7 @@ def make_cuts(data_dir: Pathlike, out_dir: Pathlike, ali_dir: Optional[Pathlike]
             if ali_dir:
                 if utt not in alis:
                     counts["without_alignment"] += 1
+                    left_out.append(utt)
                     continue
                 lab = alis[utt]
                 if abs(len(lab) - nf) > 1:
@@ -89,4 +90,7 @@ def make_cuts(data_dir: Pathlike, out_dir: Pathlike, ali_dir: Optional[Pathlike]
             counts["cuts"] += 1
             counts["frames"] += nf
     CutSet.from_cuts(out).to_file(out_dir / "cuts.jsonl.gz")
+    if ali_dir:  # the utterances that failed to align, by name (never trained on with wrong labels)
+        atomic_write_text(out_dir / "without_alignment.txt", "".join(u + "\n" for u in left_out))
+        counts["without_alignment_first"] = left_out[:5]
     return counts

@@ -136,8 +136,10 @@ def _fmt(vals: Sequence[Optional[float]], digits: int = 2) -> str:
 
 
 def write_results(recipe_dir: Pathlike, out: Pathlike, sets: Sequence[str], baseline: str, ensemble: str, student: str,
-                  post_dir: Optional[str] = None, order: Sequence[str] = (), extra_lines: Sequence[str] = ()) -> str:
-    """Write RESULTS.md (returns its text)."""
+                  post_dir: Optional[str] = None, order: Sequence[str] = (), extra_lines: Sequence[str] = (),
+                  figures: Sequence[Tuple[str, str]] = ()) -> str:
+    """Write RESULTS.md (returns its text). ``figures``: (PNG path relative to ``out``'s dir,
+    caption) pairs embedded under the table; a missing PNG is an error."""
     root = Path(recipe_dir)
     systems = [s for s in (describe(e, sets) for e in sorted((root / "exp").iterdir()) if e.is_dir()) if s is not None]
     groups = group_seeds(systems)
@@ -162,6 +164,10 @@ def write_results(recipe_dir: Pathlike, out: Pathlike, sets: Sequence[str], base
     by = {n: groups[n] for n in names}
     claims = claims_text(root, by, sets, baseline, ensemble, student, post_dir)
     lines += claims + [""] + list(extra_lines)
+    for png, caption in figures:
+        if not (Path(out).parent / png).is_file():
+            raise FileNotFoundError(f"write_results: figure {Path(out).parent / png} does not exist")
+        lines += ["", f"{caption}:", "", f"![{caption}]({png})"]
     text = "\n".join(lines) + "\n"
     Path(out).write_text(text)
     return text

@@ -5,6 +5,9 @@ logits, ``{"main": (N, T', num_pdfs), <head>: (N, T', dim), ...}``, and output l
 (N,). ``T' = ceil(T / subsampling)``; with subsampling 3 the outputs are at 30 ms and
 :meth:`AcousticModel.log_posteriors` repeats them back to the 10 ms frame rate for the HMM.
 
+* ``dnn``: Kaldi nnet1-style DNN: ``splice`` frames each side spliced into the first affine
+  layer (a convolution of width 2 * splice + 1, which also subsamples), then per-frame
+  affine, ReLU, LayerNorm layers. The cheapest member: no context is computed twice.
 * ``tdnn``: Kaldi nnet3-style TDNN, 1-D convolutions over time with growing dilation
   (context {-2..2}, {-1,0,1}, {-1,0,1}, {-3,0,3}, {-3,0,3}, {-3,0,3} left and
   right: 13 frames of context each side), ReLU, per-frame LayerNorm (no batch statistics, so data-parallel training equals
@@ -40,6 +43,7 @@ class ModelConfig:
     num_layers: int = 6  # TDNN layers (tdnn), LSTM layers (blstm), TDNN layers after the CNN (cnn_tdnn)
     lstm_hidden: int = 256
     subsampling: int = 1  # 1 or 3
+    splice: int = 7  # dnn: input frames spliced each side
     dropout: float = 0.1
     heads: Dict[str, int] = field(default_factory=dict)  # extra output heads: name -> dim
 
@@ -79,21 +83,29 @@ class TdnnLayer(nn.Module):
         self.norm = nn.LayerNorm(out_dim)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """(N, C, T) -> (N, C', ceil(T / stride)); ``lengths`` (N,) of the input sequences."""
+    def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None, valid: bool = False) -> torch.Tensor:
+        """(N, C, T) -> (N, C', ceil(T / stride)); ``lengths`` (N,) of the input sequences.
+        With ``valid`` the input carries its own context and nothing is padded:
+        (N, C, T) -> (N, C', floor((T - 2 * context * dilation - 1) / stride) + 1)."""
         pad = self.context * self.dilation
         t = x.shape[2]
-        y = self.conv(_replicate_pad_time(replicate_beyond_lengths(x, lengths), pad, pad))
-        y = y[:, :, : math.ceil(t / self.stride)]
+        if valid:
+            y = self.conv(replicate_beyond_lengths(x, lengths))
+        else:
+            y = self.conv(_replicate_pad_time(replicate_beyond_lengths(x, lengths), pad, pad))
+            y = y[:, :, : math.ceil(t / self.stride)]
         y = F.relu(y)
         return self.drop(self.norm(y.transpose(1, 2))).transpose(1, 2)
 
 
-def run_tdnn(layers, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Apply TDNN layers to (N, C, T), keeping the per-sequence lengths up to date."""
+def run_tdnn(layers, x: torch.Tensor, lengths: torch.Tensor, valid: bool = False) -> torch.Tensor:
+    """Apply TDNN layers to (N, C, T), keeping the per-sequence lengths up to date (``valid``:
+    see :meth:`TdnnLayer.forward`)."""
     for layer in layers:
-        x = layer(x, lengths)
-        if layer.stride > 1:
+        x = layer(x, lengths, valid)
+        if valid:
+            lengths = torch.div(lengths - 2 * layer.context * layer.dilation - 1, layer.stride, rounding_mode="floor") + 1
+        elif layer.stride > 1:
             lengths = torch.div(lengths + layer.stride - 1, layer.stride, rounding_mode="floor")
     return x
 
@@ -120,17 +132,29 @@ class AcousticModel(nn.Module):
         self.heads[name] = nn.Linear(self.out_hidden, dim)
         self.cfg.heads[name] = dim
 
-    def trunk(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    supports_valid = False  # forward(valid=True): the input carries the receptive field (chunk training)
+
+    def trunk(self, x: torch.Tensor, lengths: torch.Tensor, valid: bool = False) -> torch.Tensor:
         raise NotImplementedError
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return torch.div(lengths + self.cfg.subsampling - 1, self.cfg.subsampling, rounding_mode="floor")
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, valid: bool = False) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
         """:param x: (N, T, F) float32. :param lengths: (N,) int64.
+        :param valid: (models with ``supports_valid``) the input holds ``left_context`` frames
+            before and ``right_context`` after the frames wanted, and only those are computed:
+            T' = ceil((T - left - right) / subsampling), output j being frame left + j * subsampling
+            (Kaldi's chunk training: no context computed that is thrown away).
         :return: ({head: (N, T', dim) logits}, (N,) int64 output lengths)."""
         if x.dim() != 3 or x.shape[2] != self.cfg.feat_dim:
             raise ValueError(f"expected (N, T, {self.cfg.feat_dim}) features, got {tuple(x.shape)}")
+        if valid:
+            if not self.supports_valid:
+                raise ValueError(f"{self.cfg.arch} cannot compute only the frames with context (valid=True)")
+            h = self.trunk(x, lengths, valid=True)
+            core = (lengths - self.left_context - self.right_context).clamp(min=0)
+            return {name: head(h) for name, head in self.heads.items()}, self.output_lengths(core)
         h = self.trunk(x, lengths)
         return {name: head(h) for name, head in self.heads.items()}, self.output_lengths(lengths)
 
@@ -166,18 +190,35 @@ class Tdnn(AcousticModel):
         super().__init__(cfg, cfg.hidden)
         layers = []
         in_dim = cfg.feat_dim
-        ctx = 0
+        ctx, rate = 0, 1  # receptive field in input frames; input frames per frame of the current layer
         for i in range(cfg.num_layers):
             k, d = TDNN_CONTEXTS[i] if i < len(TDNN_CONTEXTS) else (1, 3)
             stride = cfg.subsampling if i == 2 else 1  # subsample after the first layers, as nnet3 recipes
             layers.append(TdnnLayer(in_dim, cfg.hidden, k, d, stride, cfg.dropout))
-            ctx += k * d
+            ctx += k * d * rate
+            rate *= stride
             in_dim = cfg.hidden
         self.layers = nn.ModuleList(layers)
         self._context = (ctx, ctx)
 
-    def trunk(self, x, lengths):
-        return run_tdnn(self.layers, x.transpose(1, 2), lengths).transpose(1, 2)
+    supports_valid = True
+
+    def trunk(self, x, lengths, valid=False):
+        return run_tdnn(self.layers, x.transpose(1, 2), lengths, valid).transpose(1, 2)
+
+
+class Dnn(AcousticModel):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg, cfg.hidden)
+        layers = [TdnnLayer(cfg.feat_dim, cfg.hidden, cfg.splice, 1, cfg.subsampling, cfg.dropout)]
+        layers += [TdnnLayer(cfg.hidden, cfg.hidden, 0, 1, 1, cfg.dropout) for _ in range(cfg.num_layers - 1)]
+        self.layers = nn.ModuleList(layers)
+        self._context = (cfg.splice, cfg.splice)
+
+    supports_valid = True
+
+    def trunk(self, x, lengths, valid=False):
+        return run_tdnn(self.layers, x.transpose(1, 2), lengths, valid).transpose(1, 2)
 
 
 class Blstm(AcousticModel):
@@ -230,7 +271,7 @@ class CnnTdnn(AcousticModel):
         return y
 
 
-ARCHS = {"tdnn": Tdnn, "blstm": Blstm, "cnn_tdnn": CnnTdnn}
+ARCHS = {"dnn": Dnn, "tdnn": Tdnn, "blstm": Blstm, "cnn_tdnn": CnnTdnn}
 
 
 def build_model(cfg: ModelConfig) -> AcousticModel:

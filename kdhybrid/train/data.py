@@ -10,6 +10,11 @@ dumps (``lm_posts``, one per unit kind) ``"lm_soft"``: {unit: (ids (N, T, K_u) i
 for data-parallel training every *global* batch is split across ranks
 (:class:`RankShardedBatches`), so N processes see exactly the batches one process would.
 
+Or, as Kaldi's nnet3 egs, batches of *chunks* (:class:`ChunkDataset`): every utterance held
+in memory and cut into pieces of a few dozen frames at a phase that moves each epoch, the
+pieces of the whole training set shuffled together, so every minibatch mixes many speakers,
+conditions and sentences; each piece carries the model's context frames around it, unlabelled.
+
 Checks on every cut, with errors that name it: labels and features of different lengths, a
 label beyond the model's outputs, NaN/inf in the features. With ``skip_bad`` such cuts are
 skipped and counted instead.
@@ -19,7 +24,7 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -159,7 +164,7 @@ class CutDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.epoch = 0
 
-    def __getitem__(self, batch_ids: Sequence[str]) -> Dict[str, object]:
+    def _open(self) -> None:
         if self.posts_scp and self._posts is None:
             from kdhybrid.io.posterior import PosteriorReader
 
@@ -168,35 +173,161 @@ class CutDataset(torch.utils.data.Dataset):
             from kdhybrid.io.posterior import PosteriorReader
 
             self._lm = {u: PosteriorReader(scp) for u, (scp, _, _) in self.lm_posts.items()}
-        examples, ids, soft = [], [], []
-        lm_soft: Dict[str, list] = {u: [] for u in self.lm_posts}
-        # Seeded by the batch itself (crc32, not Python's per-process salted hash), so the
-        # masks are the same in every process and after a resume.
-        rng = np.random.default_rng([self.seed, self.epoch, zlib.crc32(" ".join(batch_ids).encode())])
-        for cid in batch_ids:
-            cut = self.cuts[cid]
-            try:
-                x, y = load_example(cut, self.num_pdfs)
-                if self._posts is not None:
-                    soft_one = load_soft_labels(self._posts, self.posts_scp, cid, len(y), self.num_pdfs)
-                lm_one = {u: load_soft_labels(self._lm[u], scp, cid, len(y), dim, masked_k=k) for u, (scp, dim, k) in self.lm_posts.items()}
-            except BadCutError:
-                if not self.skip_bad:
-                    raise
-                self.num_skipped += 1
-                log.warning("skipping bad cut %s", cid)
-                continue
-            if self.spec_augment is not None:
-                x = self.spec_augment(x, rng)
-            if self._posts is not None:
-                soft.append(soft_one)
-            for u, v in lm_one.items():
-                lm_soft[u].append(v)
-            examples.append((x, y))
-            ids.append(cid)
+
+    def load(self, cid: str) -> Optional[Example]:
+        """One cut's checked :class:`Example`; None (counted, logged) for a bad cut with ``skip_bad``."""
+        self._open()
+        cut = self.cuts[cid]
+        try:
+            x, y = load_example(cut, self.num_pdfs)
+            soft_one = load_soft_labels(self._posts, self.posts_scp, cid, len(y), self.num_pdfs) if self._posts is not None else None
+            lm_one = {u: load_soft_labels(self._lm[u], scp, cid, len(y), dim, masked_k=k) for u, (scp, dim, k) in self.lm_posts.items()}
+        except BadCutError:
+            if not self.skip_bad:
+                raise
+            self.num_skipped += 1
+            log.warning("skipping bad cut %s", cid)
+            return None
+        return Example(cid, x, y, soft_one, lm_one)
+
+    def batch_rng(self, key: str) -> np.random.Generator:
+        """The SpecAugment masks' generator of a batch, seeded by the batch itself (crc32, not
+        Python's per-process salted hash), so the masks are the same in every process and
+        after a resume."""
+        return np.random.default_rng([self.seed, self.epoch, zlib.crc32(key.encode())])
+
+    def collate(self, examples: Sequence["Example"], rng: np.random.Generator) -> Dict[str, object]:
         if not examples:
             return {"feats": torch.zeros(0, 0, 0), "lengths": torch.zeros(0, dtype=torch.int64), "labels": torch.zeros(0, 0, dtype=torch.int64), "ids": []}
-        return collate(examples, ids, soft if self._posts is not None else None, lm_soft)
+        if self.spec_augment is not None:
+            examples = [e._replace(x=self.spec_augment(e.x, rng)) for e in examples]
+        soft = [e.soft for e in examples] if self.posts_scp else None
+        lm_soft = {u: [e.lm[u] for e in examples] for u in self.lm_posts}
+        return collate([(e.x, e.y) for e in examples], [e.id for e in examples], soft, lm_soft)
+
+    def __getitem__(self, batch_ids: Sequence[str]) -> Dict[str, object]:
+        rng = self.batch_rng(" ".join(batch_ids))
+        return self.collate([e for e in map(self.load, batch_ids) if e is not None], rng)
+
+
+class Example(NamedTuple):
+    """One cut's training material: ``x`` (T, F) float32 features after CMVN, ``y`` (T,) int64
+    senone labels (-100: no label), ``soft`` the teacher's (ids (T, K), probs (T, K)) or None,
+    ``lm`` {unit: (ids (T, K_u), probs (T, K_u))}."""
+
+    id: str
+    x: np.ndarray
+    y: np.ndarray
+    soft: Optional[Tuple[np.ndarray, np.ndarray]]
+    lm: Dict[str, Tuple[np.ndarray, np.ndarray]]
+
+    def span(self, start: int, end: int, left: int, right: int, valid: bool = False) -> "Example":
+        """Frames [start, end) with up to ``left``/``right`` frames of context, as far as the
+        utterance goes (beyond it the model pads its layers itself, as in the whole
+        utterance); the context frames get no labels (-100) and no soft targets (probability 0).
+
+        With ``valid`` (for a model's ``forward(valid=True)``), exactly ``left``/``right``
+        context frames, the utterance's first/last frame repeated beyond its edges, and labels
+        and soft targets of [start, end) only."""
+        t = len(self.x)
+        if valid:
+            idx = np.clip(np.arange(start - left, end + right), 0, t - 1)
+            return Example(f"{self.id}:{start}-{end}", self.x[idx], self.y[start:end],
+                           (self.soft[0][start:end], self.soft[1][start:end]) if self.soft is not None else None,
+                           {u: (v[0][start:end], v[1][start:end]) for u, v in self.lm.items()})
+        left, right = min(left, start), min(right, t - end)
+        idx = np.arange(start - left, end + right)
+        inside = np.zeros(len(idx), bool)
+        inside[left : left + end - start] = True
+        y = np.where(inside, self.y[idx], -100)
+
+        def cut_soft(s):
+            ids, probs = s
+            return ids[idx], np.where(inside[:, None], probs[idx], 0.0).astype(np.float32)
+
+        return Example(f"{self.id}:{start}-{end}", self.x[idx], y, cut_soft(self.soft) if self.soft is not None else None,
+                       {u: cut_soft(v) for u, v in self.lm.items()})
+
+
+def chunk_spans(lengths: Sequence[int], chunk: int, rng: np.random.Generator) -> List[Tuple[int, int, int]]:
+    """Every frame of every utterance in exactly one span (utterance index, start, end): the
+    utterance cut into ``chunk``-frame pieces from a random phase, so the chunk boundaries move
+    from epoch to epoch (the first and last piece may be shorter)."""
+    spans = []
+    for u, t in enumerate(lengths):
+        phase = int(rng.integers(0, chunk)) if t > chunk else 0
+        starts = [0] + list(range(phase, t, chunk)) if phase else list(range(0, t, chunk))
+        for s, e in zip(starts, starts[1:] + [t]):
+            if e > s:
+                spans.append((u, s, e))
+    return spans
+
+
+def chunk_batches(lengths: Sequence[int], chunk: int, frames_per_batch: int, seed: int, epoch: int) -> List[List[Tuple[int, int, int]]]:
+    """The epoch's batches of chunks (Kaldi's egs: pieces of many utterances in each
+    minibatch), made deterministic by (seed, epoch): spans from :func:`chunk_spans`, shuffled,
+    grouped until a batch holds ``frames_per_batch`` labelled frames."""
+    rng = np.random.default_rng([seed, epoch, 7])
+    spans = chunk_spans(lengths, chunk, rng)
+    order = rng.permutation(len(spans))
+    batches, cur, n = [], [], 0
+    for i in order:
+        u, s, e = spans[i]
+        cur.append((u, s, e))
+        n += e - s
+        if n >= frames_per_batch:
+            batches.append(cur)
+            cur, n = [], 0
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+class ChunkDataset(torch.utils.data.Dataset):
+    """Batches of chunks (:func:`chunk_batches`) of utterances held in memory.
+
+    Every cut is loaded and checked once (:meth:`CutDataset.load`), in the process that builds
+    this (the DataLoader's workers share the arrays); a batch is a list of spans (utterance
+    index, start, end), each given ``context`` = (left, right) frames of the utterance around
+    it (unlabelled), which the model needs to see the chunk's first and last frames as it
+    would in the whole utterance.
+    """
+
+    def __init__(self, base: CutDataset, cut_ids: Sequence[str], context: Tuple[int, int], valid: bool = False):
+        """:param valid: chunks for ``forward(valid=True)`` (:meth:`Example.span`): the batch's
+        ``labels`` and soft targets cover the chunks' own frames only, and ``"valid": True``."""
+        self.base = base
+        self.context = context
+        self.valid = valid
+        self.examples = [e for e in map(base.load, cut_ids) if e is not None]
+        self.lengths = [len(e.x) for e in self.examples]
+
+    @property
+    def epoch(self) -> int:
+        return self.base.epoch
+
+    @epoch.setter
+    def epoch(self, v: int) -> None:
+        self.base.epoch = v
+
+    @property
+    def num_skipped(self) -> int:
+        return self.base.num_skipped
+
+    def __getitem__(self, spans: Sequence[Tuple[int, int, int]]) -> Dict[str, object]:
+        left, right = self.context
+        parts = [self.examples[u].span(s, e, left, right, self.valid) for u, s, e in spans]
+        batch = self.base.collate(parts, self.base.batch_rng(" ".join(p.id for p in parts)))
+        if self.valid and parts:
+            n = max(e - s for _, s, e in spans)  # the targets: the chunks' frames, not their context
+            batch["labels"] = batch["labels"][:, :n]
+            for k in ("soft_ids", "soft_probs"):
+                if k in batch:
+                    batch[k] = batch[k][:, :n]
+            if "lm_soft" in batch:
+                batch["lm_soft"] = {u: (a[:, :n], b[:, :n]) for u, (a, b) in batch["lm_soft"].items()}
+            batch["valid"] = True
+        return batch
 
 
 def global_batches(cuts, max_duration: float, shuffle: bool, seed: int, epoch: int, num_buckets: int = 10) -> List[List[str]]:

@@ -5,8 +5,17 @@
   :mod:`kdhybrid.parallel.ranks`); every global batch is split across ranks and the loss is
   normalised by the global frame count, so N processes follow the single-process
   trajectory on the same batches;
-* AdamW, linear warm-up then cosine decay; optional SpecAugment;
+* batches of whole utterances (``max_duration`` seconds) or, with ``chunk_frames``, of
+  chunks of all the training utterances shuffled together (Kaldi's egs; far more updates of
+  far more varied batches an epoch);
+* AdamW, linear warm-up, then cosine decay over ``epochs`` or, with ``lr_schedule: newbob``,
+  the rate held until dev cross-entropy improves by less than ``newbob_start`` (relative) and
+  halved every epoch from then on, until it improves by less than ``newbob_stop``;
+  optional SpecAugment;
 * dev frame cross-entropy and accuracy every epoch, early stopping on dev cross-entropy;
+  a loss that is not finite, or a dev cross-entropy that is not finite or more than
+  ``diverge_ratio`` times the best, stops the run with :class:`TrainingDiverged` naming the
+  epoch (and batch); the checkpoints of the good epochs stay;
 * a checkpoint per epoch (model, optimiser, schedule, random states, history), and
   ``resume`` continues from the last one bit for bit (data order depends only on the seed
   and the epoch);
@@ -41,7 +50,7 @@ import torch.nn.functional as F
 from kdhybrid.distill.objectives import DistillConfig, LmHeadsConfig, lm_head_name, lm_heads_loss, student_loss
 from kdhybrid.nnet.models import AcousticModel, ModelConfig, build_model
 from kdhybrid.parallel.ranks import backend_for, rendezvous_from_env
-from kdhybrid.train.data import CutDataset, RankShardedBatches, SpecAugment, global_batches
+from kdhybrid.train.data import ChunkDataset, CutDataset, RankShardedBatches, SpecAugment, chunk_batches, global_batches
 
 Pathlike = Union[str, Path]
 log = logging.getLogger("kdhybrid.train")
@@ -59,6 +68,13 @@ class TrainConfig:
     grad_clip: float = 5.0
     spec_augment: bool = True
     patience: int = 3  # early stopping: epochs without dev improvement
+    chunk_frames: int = 0  # 0: batches of whole utterances (max_duration); N: batches of N-frame chunks
+    batch_frames: int = 2048  # labelled frames a global batch of chunks
+    chunk_context: int = -1  # context frames each side of a chunk; -1: the model's own (TDNN receptive field)
+    lr_schedule: str = "cosine"  # cosine (over epochs) or newbob (epochs is then the most there may be)
+    newbob_start: float = 0.01  # newbob: start halving when dev CE improves by less than this (relative)
+    newbob_stop: float = 0.002  # ... stop once halving when it improves by less than this
+    diverge_ratio: float = 2.0  # dev CE above this times the best: diverged
     seed: int = 1
     num_workers: int = 1  # DataLoader worker processes a rank
     skip_bad: bool = False
@@ -74,6 +90,41 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or dev cross-entropy went non-finite or ran away; the message names where."""
+
+
+@dataclass
+class Newbob:
+    """The newbob learning-rate rule (Kaldi nnet1, pytorch-kaldi): hold the rate while dev
+    cross-entropy improves by at least ``start`` (relative), then halve it every epoch; stop
+    once, while halving, an epoch improves it by less than ``stop``."""
+
+    start: float
+    stop: float
+    scale: float = 1.0
+    halving: bool = False
+
+    def update(self, prev_best: float, dev_ce: float) -> bool:
+        """After an epoch: adjusts ``scale``; True when training should stop."""
+        gain = (prev_best - dev_ce) / abs(prev_best) if math.isfinite(prev_best) else float("inf")
+        if self.halving and gain < self.stop:
+            return True
+        if gain < self.start:
+            self.halving = True
+        if self.halving:
+            self.scale *= 0.5
+        return False
+
+
+def chunk_context(model: AcousticModel, cfg: "TrainConfig") -> Tuple[int, int]:
+    """(left, right) context frames around a chunk: the model's receptive field, or
+    ``chunk_context`` when set (recurrent models, whose field is the whole utterance)."""
+    if cfg.chunk_context >= 0:
+        return cfg.chunk_context, cfg.chunk_context
+    return model.left_context, model.right_context
 
 
 # ---------------------------------------------------------------- distributed
@@ -209,10 +260,14 @@ def evaluate(model: AcousticModel, cuts, cfg: TrainConfig, num_pdfs: int) -> Dic
     return {"ce": tot[0].item() / max(tot[1].item(), 1), "acc": tot[2].item() / max(tot[1].item(), 1), "frames": int(tot[1].item())}
 
 
-def lr_lambda(cfg: TrainConfig, total_steps: int):
+def lr_lambda(cfg: TrainConfig, total_steps: int, newbob: Optional[Newbob] = None):
+    """The learning-rate factor of a step: linear warm-up, then cosine decay to
+    ``final_lr_ratio`` over ``total_steps``, or (with ``newbob``) its current scale."""
     def f(step: int) -> float:
         if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
+            return (step + 1) / cfg.warmup_steps * (newbob.scale if newbob else 1.0)
+        if newbob is not None:
+            return newbob.scale
         prog = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
         return cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * prog))
     return f
@@ -266,8 +321,28 @@ def train(
     unused = lmh.active and any(w == 0 for w in lmh.weights.values())
     ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused) if world > 1 else model
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = len(global_batches(tr, cfg.max_duration, True, cfg.seed, 0))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, steps_per_epoch * cfg.epochs))
+    if cfg.lr_schedule not in ("cosine", "newbob"):
+        raise ValueError(f"lr_schedule must be cosine or newbob, got '{cfg.lr_schedule}'")
+    newbob = Newbob(cfg.newbob_start, cfg.newbob_stop) if cfg.lr_schedule == "newbob" else None
+    cut_set = CutDataset(tr, num_pdfs, SpecAugment() if cfg.spec_augment else None, cfg.skip_bad, cfg.seed,
+                         posts_scp=kd.posts if kd.objective != "none" else None,
+                         lm_posts={u: (lmh.posts[u], lmh.dims[u], lmh.topk[u]) for u in lmh.units})
+    if cfg.chunk_frames > 0:
+        t_load = time.time()
+        dataset = ChunkDataset(cut_set, [c.id for c in tr], chunk_context(model, cfg), valid=model.supports_valid and cfg.chunk_context < 0)
+        log.info("chunks of %d frames with %s context frames%s, %d labelled frames a batch; %d cuts in memory (%.0f s)",
+                 cfg.chunk_frames, dataset.context, " (only the chunks' frames computed)" if dataset.valid else "", cfg.batch_frames,
+                 len(dataset.examples), time.time() - t_load)
+
+        def epoch_batches(epoch: int):
+            return chunk_batches(dataset.lengths, cfg.chunk_frames, cfg.batch_frames, cfg.seed, epoch)
+    else:
+        dataset = cut_set
+
+        def epoch_batches(epoch: int):
+            return global_batches(tr, cfg.max_duration, True, cfg.seed, epoch)
+    steps_per_epoch = len(epoch_batches(0))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, steps_per_epoch * cfg.epochs, newbob))
     log_priors = label_log_priors(tr, num_pdfs)
     history: List[dict] = []
     start_epoch = 1
@@ -279,14 +354,14 @@ def train(
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])
             history = ck["history"]
+            if newbob is not None and ck.get("newbob"):
+                newbob = Newbob(**ck["newbob"])
+                sched.lr_lambdas[0] = lr_lambda(cfg, steps_per_epoch * cfg.epochs, newbob)
             set_rng_state(ck["rng"][rank] if isinstance(ck["rng"], list) else ck["rng"])
             start_epoch = ck["epoch"] + 1
             log.info("resuming after epoch %d from %s", ck["epoch"], last)
     if rank == 0:
         (exp / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
-    dataset = CutDataset(tr, num_pdfs, SpecAugment() if cfg.spec_augment else None, cfg.skip_bad, cfg.seed,
-                         posts_scp=kd.posts if kd.objective != "none" else None,
-                         lm_posts={u: (lmh.posts[u], lmh.dims[u], lmh.topk[u]) for u in lmh.units})
     best = min((h["dev_ce"] for h in history), default=float("inf"))
     # epochs since the best one (early-stopping state, recomputed on resume)
     bad_epochs = len(history) - 1 - min(range(len(history)), key=lambda i: history[i]["dev_ce"]) if history else 0
@@ -296,14 +371,17 @@ def train(
         if bad_epochs >= cfg.patience:
             log.info("early stopping: no dev improvement for %d epochs", bad_epochs)
             break
+        if newbob is not None and history and newbob.halving and history[-1].get("newbob_stop"):
+            log.info("newbob: dev CE improved by less than %g while halving: converged", cfg.newbob_stop)
+            break
         t0 = time.time()
         dataset.epoch = epoch
-        batches = global_batches(tr, cfg.max_duration, True, cfg.seed, epoch)
+        batches = epoch_batches(epoch)
         loader = torch.utils.data.DataLoader(
             dataset, sampler=RankShardedBatches(batches, world, rank), batch_size=None,
             num_workers=cfg.num_workers, persistent_workers=False, prefetch_factor=4 if cfg.num_workers else 2,
         )  # fmt: skip
-        tot = torch.zeros(3, dtype=torch.float64)
+        tot = torch.zeros(4, dtype=torch.float64)  # CE, labelled output frames, correct, labelled input frames
         lm_tot = torch.zeros(len(lmh.units), 2, dtype=torch.float64)  # per unit: soft CE, frames with a target
         model.train()
         it = loader
@@ -311,8 +389,8 @@ def train(
             from tqdm import tqdm
 
             it = tqdm(loader, total=len(batches), desc=f"epoch {epoch}", unit="batch", mininterval=10, leave=False)
-        for batch in it:
-            out, _ = ddp(batch["feats"], batch["lengths"])
+        for bi, batch in enumerate(it, 1):
+            out, _ = ddp(batch["feats"], batch["lengths"], valid=batch.get("valid", False))
             ce, n, c = frame_ce(out["main"], batch["labels"], model.cfg.subsampling)
             frames = all_reduce_sum(n.detach().to(torch.float64).clone())
             objective = student_loss(out, batch, kd)["loss"] if kd.objective != "none" else ce
@@ -323,13 +401,17 @@ def train(
                     if f"soft_ce_{u}" in terms:
                         lm_tot[i] += torch.tensor([terms[f"soft_ce_{u}"].item(), terms[f"frames_{u}"].item()], dtype=torch.float64)
             loss = objective * world / frames.clamp(min=1)
+            if all_reduce_sum(torch.tensor([0.0 if torch.isfinite(objective) else 1.0])).item():
+                last = latest_checkpoint(exp)
+                raise TrainingDiverged(f"{exp}: epoch {epoch}, batch {bi} of {len(batches)}: the loss is not finite; "
+                                       f"the last good checkpoint is {last or 'none (this is the first epoch)'}")
             opt.zero_grad()
             loss.backward()
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             sched.step()
-            tot += torch.tensor([ce.item(), n.item(), c.item()], dtype=torch.float64)
+            tot += torch.tensor([ce.item(), n.item(), c.item(), (batch["labels"] >= 0).sum().item()], dtype=torch.float64)
         all_reduce_sum(tot)
         all_reduce_sum(lm_tot)
         dev = evaluate(model, dv, cfg, num_pdfs)
@@ -342,12 +424,20 @@ def train(
             "lr": sched.get_last_lr()[0],
             "seconds": round(time.time() - t0, 1),
             "train_frames": int(tot[1].item()),
-            "frames_per_second": round(tot[1].item() / max(time.time() - t0, 1e-9), 1),
+            "frames_per_second": round(tot[1].item() / max(time.time() - t0, 1e-9), 1),  # output frames (30 ms with subsampling 3)
+            "input_frames_per_second": round(tot[3].item() / max(time.time() - t0, 1e-9), 1),  # 10 ms frames of training data
             "skipped_cuts": dataset.num_skipped,
         }
         for i, u in enumerate(lmh.units):
             if lm_tot[i, 1] > 0:  # the head's soft CE per frame with a target
                 rec[f"train_soft_ce_{u}"] = lm_tot[i, 0].item() / lm_tot[i, 1].item()
+        if not math.isfinite(dev["ce"]) or (math.isfinite(best) and dev["ce"] > cfg.diverge_ratio * best):
+            last = latest_checkpoint(exp)
+            raise TrainingDiverged(f"{exp}: epoch {epoch}: dev cross-entropy {dev['ce']:.4f} against the best {best:.4f} "
+                                   f"(diverge_ratio {cfg.diverge_ratio}); the last good checkpoint is {last or 'none'}")
+        if newbob is not None:
+            rec["newbob_stop"] = newbob.update(best, dev["ce"])
+            rec["lr_scale"] = newbob.scale
         history.append(rec)
         if dev["ce"] < best:
             best, bad_epochs = dev["ce"], 0
@@ -363,7 +453,8 @@ def train(
             states = [rng_state()]
         if rank == 0:
             atomic_save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                         "history": history, "rng": states, "epoch": epoch, "config": cfg.to_dict()}, exp / f"epoch-{epoch}.pt")
+                         "history": history, "rng": states, "epoch": epoch, "config": cfg.to_dict(),
+                         "newbob": asdict(newbob) if newbob is not None else None}, exp / f"epoch-{epoch}.pt")
             log.info(json.dumps(rec))
     if rank == 0:
         ck = torch.load(exp / "best.pt", map_location="cpu")
@@ -403,3 +494,36 @@ def plot_learning_curve(history: List[dict], path: Path, title: str = "") -> Non
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_learning_curves(runs: Dict[str, List[dict]], path: Pathlike, title: str = "") -> None:
+    """Several models' dev cross-entropy and dev frame accuracy per epoch in one figure
+    (e.g. the zoo's members). ``runs``: name -> history (``history.json`` of each exp dir);
+    the epoch each model's ``final.pt`` keeps (lowest dev CE) is marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    for name, h in runs.items():
+        ep = [x["epoch"] for x in h]
+        best = min(range(len(h)), key=lambda i: h[i]["dev_ce"])
+        line, = ax[0].plot(ep, [x["dev_ce"] for x in h], "o-", ms=3, label=name)
+        ax[0].plot(ep[best], h[best]["dev_ce"], "*", ms=12, color=line.get_color())
+        ax[1].plot(ep, [100 * x["dev_acc"] for x in h], "o-", ms=3, color=line.get_color(), label=name)
+        ax[1].plot(ep[best], 100 * h[best]["dev_acc"], "*", ms=12, color=line.get_color())
+    ax[0].set_ylabel("dev frame cross-entropy")
+    ax[1].set_ylabel("dev frame accuracy (%)")
+    for a in ax:
+        a.set_xlabel("epoch")
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+        a.grid(alpha=0.3)
+        a.legend()
+    fig.suptitle(title or "learning curves (star: the epoch final.pt keeps)")
+    fig.tight_layout()
+    tmp = Path(path).with_name(Path(path).stem + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
