@@ -103,12 +103,14 @@ def test_members_must_agree(members, tmp_path):
     save_final(other / "final.pt", m, torch.zeros(123), {})
     with pytest.raises(ValueError, match=f"disagree on pdf count: {d / 'exp/tdnn_m'} has 200, {other} has 123"):
         EnsembleScorer(EnsembleConfig([str(d / "exp/tdnn_m"), str(other)]))
-    # same pdf set, but outputs at 30 ms (subsampling 3) against the member's 10 ms
+    # same pdf set, but outputs at another frame rate than the member's (conf/tdnn.yaml: 30 ms)
+    sub = torch.load(d / "exp/tdnn_m/final.pt")["model_config"]["subsampling"]
+    odd = 1 if sub == 3 else 3
     slow = tmp_path / "slow"
     slow.mkdir()
-    m = build_model(ModelConfig(arch="tdnn", num_pdfs=200, hidden=16, num_layers=3, subsampling=3))
+    m = build_model(ModelConfig(arch="tdnn", num_pdfs=200, hidden=16, num_layers=3, subsampling=odd))
     save_final(slow / "final.pt", m, torch.zeros(200), {})
-    with pytest.raises(ValueError, match=f"disagree on frame subsampling: {d / 'exp/tdnn_m'} has 1, {slow} has 3"):
+    with pytest.raises(ValueError, match=f"disagree on frame subsampling: {d / 'exp/tdnn_m'} has {sub}, {slow} has {odd}"):
         EnsembleScorer(EnsembleConfig([str(d / "exp/tdnn_m"), str(slow)]))
 
 

@@ -327,3 +327,25 @@ class _Collator:
         from kdhybrid.train.data import collate
 
         return collate([(e.x, e.y) for e in examples], [e.id for e in examples])
+
+
+def test_learning_curves_of_several_models(tmp_path, capsys):
+    from kdhybrid.bin.plot_learning_curves import main as plot_main
+
+    for name, ces in (("tdnn", [3.0, 2.5, 2.6]), ("blstm", [3.2, 2.4, 2.3, 2.35])):
+        (tmp_path / name).mkdir()
+        h = [{"epoch": i + 1, "dev_ce": c, "dev_acc": 1 / c, "seconds": 10.0, "input_frames_per_second": 1000.0 * (i + 1)}
+             for i, c in enumerate(ces)]
+        (tmp_path / name / "history.json").write_text(json.dumps(h))
+    import sys as _sys
+
+    argv = _sys.argv
+    _sys.argv = ["x", "--out", str(tmp_path / "c.png"), str(tmp_path / "tdnn"), str(tmp_path / "blstm")]
+    try:
+        assert plot_main() == 0
+    finally:
+        _sys.argv = argv
+    out = capsys.readouterr().out
+    assert "tdnn: best epoch 2 of 3, dev CE 2.5000, dev frame acc 40.00%, 30 s, 2,000 training frames/s" in out
+    assert "blstm: best epoch 3 of 4, dev CE 2.3000" in out
+    assert (tmp_path / "c.png").stat().st_size > 5000 and not list(tmp_path.glob("*.tmp.png"))

@@ -59,12 +59,15 @@ def test_losses_by_hand():
         DistillConfig("multitask")
 
 
-def test_one_hot_soft_labels_train_exactly_like_hard_labels(tmp_path):
+@pytest.mark.parametrize("sub,chunks", [(1, False), (3, False), (3, True)])
+def test_one_hot_soft_labels_train_exactly_like_hard_labels(tmp_path, sub, chunks):
     """Soft labels = the hard labels (k=1, p=1): pure distillation (hard weight 0) follows the
-    hard-label run weight for weight, through the real loader and Posterior archive."""
+    hard-label run weight for weight, through the real loader and Posterior archive; also for
+    a student with 30 ms outputs (subsampling 3: the targets of the frames its outputs land
+    on) and in chunk batches (the chunks' own frames' targets)."""
     cuts = make_cuts(tmp_path)
     scp = write_soft_labels(cuts, tmp_path / "post", k=1)
-    cfg = small_cfg(epochs=2)
+    cfg = small_cfg(epochs=2, model={"subsampling": sub}, **(dict(chunk_frames=21, batch_frames=120) if chunks else {}))
     train(cfg, cuts, cuts, tmp_path / "hard")
     kd = copy.deepcopy(cfg)
     kd.distill = DistillConfig("full", str(scp), hard_weight=0.0, soft_weight=1.0)

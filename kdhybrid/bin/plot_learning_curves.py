@@ -30,7 +30,10 @@ def main() -> int:
     plot_learning_curves(runs, a.out, a.title)
     best = {n: min(h, key=lambda x: x["dev_ce"]) for n, h in runs.items()}
     for n, b in best.items():
-        print(f"{n}: best epoch {b['epoch']} of {len(runs[n])}, dev CE {b['dev_ce']:.4f}, dev frame acc {100 * b['dev_acc']:.2f}%")
+        fps = [h["input_frames_per_second"] for h in runs[n] if "input_frames_per_second" in h]
+        speed = f", {sum(fps) / len(fps):,.0f} training frames/s" if fps else ""
+        print(f"{n}: best epoch {b['epoch']} of {len(runs[n])}, dev CE {b['dev_ce']:.4f}, dev frame acc {100 * b['dev_acc']:.2f}%"
+              f", {sum(h['seconds'] for h in runs[n]):.0f} s{speed}")
     print(f"plot_learning_curves: wrote {a.out}")
     return 0
 

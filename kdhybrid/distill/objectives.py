@@ -58,6 +58,27 @@ class DistillConfig:
         return asdict(self)
 
 
+def subsample_targets(out: Dict[str, torch.Tensor], batch: Dict[str, object], subsampling: int) -> Tuple[Dict[str, torch.Tensor], Dict[str, object]]:
+    """A model with frame subsampling (outputs every ``subsampling``-th frame, 30 ms with 3)
+    learns the targets of the frames its outputs land on: the batch's frame-rate ``labels``,
+    ``soft_ids``/``soft_probs`` and ``lm_soft`` taken every ``subsampling``-th frame, and both
+    sides cut to the same length (as the trainer's frame cross-entropy does).
+
+    :param out: {head: (N, T', dim) logits}. :param batch: frame-rate targets (N, T, ...).
+    :return: (out, batch) with every target and head (N, min(T', ceil(T / subsampling)), ...)."""
+    if subsampling == 1:
+        return out, batch
+    t = min(out["main"].shape[1], -(-batch["labels"].shape[1] // subsampling))
+    sub = dict(batch)
+    sub["labels"] = batch["labels"][:, ::subsampling][:, :t]
+    for k in ("soft_ids", "soft_probs"):
+        if k in batch:
+            sub[k] = batch[k][:, ::subsampling][:, :t]
+    if "lm_soft" in batch:
+        sub["lm_soft"] = {u: (a[:, ::subsampling][:, :t], b[:, ::subsampling][:, :t]) for u, (a, b) in batch["lm_soft"].items()}
+    return {k: v[:, :t] for k, v in out.items()}, sub
+
+
 def soft_ce(logp: torch.Tensor, ids: torch.Tensor, probs: torch.Tensor, renormalize: bool = False) -> torch.Tensor:
     """Sum over frames of ``-sum_k q_k log p(id_k)``.
 

@@ -193,7 +193,7 @@ class Tdnn(AcousticModel):
         ctx, rate = 0, 1  # receptive field in input frames; input frames per frame of the current layer
         for i in range(cfg.num_layers):
             k, d = TDNN_CONTEXTS[i] if i < len(TDNN_CONTEXTS) else (1, 3)
-            stride = cfg.subsampling if i == 2 else 1  # subsample after the first layers, as nnet3 recipes
+            stride = cfg.subsampling if i == min(2, cfg.num_layers - 1) else 1  # subsample after the first layers, as nnet3 recipes
             layers.append(TdnnLayer(in_dim, cfg.hidden, k, d, stride, cfg.dropout))
             ctx += k * d * rate
             rate *= stride

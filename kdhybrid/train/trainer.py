@@ -47,7 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kdhybrid.distill.objectives import DistillConfig, LmHeadsConfig, lm_head_name, lm_heads_loss, student_loss
+from kdhybrid.distill.objectives import DistillConfig, LmHeadsConfig, lm_head_name, lm_heads_loss, student_loss, subsample_targets
 from kdhybrid.nnet.models import AcousticModel, ModelConfig, build_model
 from kdhybrid.parallel.ranks import backend_for, rendezvous_from_env
 from kdhybrid.train.data import ChunkDataset, CutDataset, RankShardedBatches, SpecAugment, chunk_batches, global_batches
@@ -302,14 +302,10 @@ def train(
     random.seed(cfg.seed)
     kd = cfg.distill
     if kd.objective != "none":
-        if cfg.model.subsampling != 1:
-            raise ValueError("distillation needs frame-rate outputs (model.subsampling 1): the dump has a posterior per input frame")
         if kd.head == "distill" and "distill" not in cfg.model.heads:
             cfg.model.heads["distill"] = num_pdfs
     lmh = cfg.lm_heads
     if lmh.active:
-        if cfg.model.subsampling != 1:
-            raise ValueError("LM heads need frame-rate outputs (model.subsampling 1): the LM dumps have a target per input frame")
         lmh = cfg.lm_heads = lmh.with_dumps()
     model = build_model(cfg.model)
     add_lm_heads(model, lmh)
@@ -393,9 +389,11 @@ def train(
             out, _ = ddp(batch["feats"], batch["lengths"], valid=batch.get("valid", False))
             ce, n, c = frame_ce(out["main"], batch["labels"], model.cfg.subsampling)
             frames = all_reduce_sum(n.detach().to(torch.float64).clone())
-            objective = student_loss(out, batch, kd)["loss"] if kd.objective != "none" else ce
+            if kd.objective != "none" or lmh.active:  # soft targets of the frames the outputs land on
+                out_t, batch_t = subsample_targets(out, batch, model.cfg.subsampling)
+            objective = student_loss(out_t, batch_t, kd)["loss"] if kd.objective != "none" else ce
             if lmh.active:
-                terms = lm_heads_loss(out, batch, lmh, base=objective)
+                terms = lm_heads_loss(out_t, batch_t, lmh, base=objective)
                 objective = terms["loss"]
                 for i, u in enumerate(lmh.units):
                     if f"soft_ce_{u}" in terms:
