@@ -1,6 +1,7 @@
 """Training throughput: the default model on real data through the full loader (lhotse
-cuts -> features + CMVN + labels -> DataLoader workers) against the same model on random
-tensors of the same batch shapes with no loader. Prints frames/s of both and the ratio
+cuts -> features + CMVN + labels -> DataLoader workers; the config's batches: whole
+utterances, or chunks with ``chunk_frames``) against the same model on random tensors of the
+same batch shapes with no loader. Prints labelled 10 ms frames/s of both and the ratio
 (goal >= 0.85: the loader costs under 15%).
 """
 from __future__ import annotations
@@ -12,16 +13,17 @@ from typing import List, Optional
 import torch
 
 
-def _step(model, opt, feats, lengths, labels) -> int:
+def _step(model, opt, feats, lengths, labels, valid: bool = False) -> int:
+    """One update; returns the labelled input (10 ms) frames of the batch."""
     from kdhybrid.train.trainer import frame_ce
 
-    out, _ = model(feats, lengths)
+    out, _ = model(feats, lengths, valid=valid)
     ce, n, _ = frame_ce(out["main"], labels, model.cfg.subsampling)
     loss = ce / n.clamp(min=1)
     opt.zero_grad()
     loss.backward()
     opt.step()
-    return int(n)
+    return int((labels >= 0).sum())
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -29,8 +31,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     from lhotse import CutSet
 
     from kdhybrid.nnet.models import build_model
-    from kdhybrid.train.data import CutDataset, RankShardedBatches, global_batches
-    from kdhybrid.train.trainer import TrainConfig
+    from kdhybrid.train.data import ChunkDataset, CutDataset, RankShardedBatches, chunk_batches, global_batches
+    from kdhybrid.train.trainer import TrainConfig, chunk_context
 
     p = argparse.ArgumentParser(prog="python -m kdhybrid.bench train-throughput", description=__doc__)
     p.add_argument("--cuts", required=True, help="cuts dir or file (kdhybrid.bin.make_cuts)")
@@ -50,10 +52,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         cfg.num_workers = a.num_workers
     torch.set_num_threads(cfg.threads or torch.get_num_threads())
     cuts = CutSet.from_file(cuts_file).to_eager()
-    batches = global_batches(cuts, cfg.max_duration, True, cfg.seed, 1)[: a.batches + a.warmup]
     ds = CutDataset(cuts, cfg.model.num_pdfs, None, False, cfg.seed)
     torch.manual_seed(0)
     model = build_model(cfg.model)
+    if cfg.chunk_frames > 0:
+        ds = ChunkDataset(ds, [c.id for c in cuts], chunk_context(model, cfg), valid=model.supports_valid and cfg.chunk_context < 0)
+        batches = chunk_batches(ds.lengths, cfg.chunk_frames, cfg.batch_frames, cfg.seed, 1)[: a.batches + a.warmup]
+        what = f"chunks of {cfg.chunk_frames} frames, {cfg.batch_frames} labelled frames a batch"
+    else:
+        batches = global_batches(cuts, cfg.max_duration, True, cfg.seed, 1)[: a.batches + a.warmup]
+        what = f"~{cfg.max_duration:.0f} s of utterances a batch"
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     loader = torch.utils.data.DataLoader(ds, sampler=RankShardedBatches(batches), batch_size=None, num_workers=cfg.num_workers,
                                          prefetch_factor=4 if cfg.num_workers else 2)
@@ -63,26 +71,28 @@ def main(argv: Optional[List[str]] = None) -> int:
     for i, b in enumerate(loader):
         if i == a.warmup:
             t0 = time.perf_counter()
-        n = _step(model, opt, b["feats"], b["lengths"], b["labels"])
+        valid = b.get("valid", False)
+        n = _step(model, opt, b["feats"], b["lengths"], b["labels"], valid)
         if i >= a.warmup:
             frames_real += n
-            shapes.append((tuple(b["feats"].shape), b["lengths"].clone()))
+            shapes.append((tuple(b["feats"].shape), b["lengths"].clone(), tuple(b["labels"].shape)))
     t_real = time.perf_counter() - t0
     # The same batch shapes, random tensors, no loader.
-    synth = [(torch.randn(*s), l, torch.randint(0, cfg.model.num_pdfs, s[:2])) for s, l in shapes]
+    ctx = sum(chunk_context(model, cfg)) if valid else 0
+    synth = [(torch.randn(*s), l, torch.randint(0, cfg.model.num_pdfs, ys)) for s, l, ys in shapes]
     for s, l, y in synth:
-        y[torch.arange(s.shape[1])[None, :] >= l[:, None]] = -100
+        y[torch.arange(y.shape[1])[None, :] >= (l - ctx)[:, None]] = -100
     frames_syn = 0
     for s, l, y in synth[: a.warmup]:
-        _step(model, opt, s, l, y)
+        _step(model, opt, s, l, y, valid)
     t0 = time.perf_counter()
     for s, l, y in synth:
-        frames_syn += _step(model, opt, s, l, y)
+        frames_syn += _step(model, opt, s, l, y, valid)
     t_syn = time.perf_counter() - t0
     fr, fs = frames_real / t_real, frames_syn / t_syn
-    print(f"train-throughput: {cfg.model.arch}, {model.num_params() / 1e6:.2f} M params, {len(shapes)} batches of "
-          f"~{cfg.max_duration:.0f} s, {torch.get_num_threads()} threads, {cfg.num_workers} loader workers")
-    print(f"  real data through the loader  {fr:10,.0f} frames/s")
-    print(f"  random tensors, no loader     {fs:10,.0f} frames/s")
+    print(f"train-throughput: {cfg.model.arch}, {model.num_params() / 1e6:.2f} M params, subsampling {cfg.model.subsampling}, "
+          f"{len(shapes)} batches ({what}), {torch.get_num_threads()} threads, {cfg.num_workers} loader workers")
+    print(f"  real data through the loader  {fr:10,.0f} labelled frames/s")
+    print(f"  random tensors, no loader     {fs:10,.0f} labelled frames/s")
     print(f"  ratio                         {fr / fs:.3f}  (goal >= 0.85)")
     return 0
