@@ -108,10 +108,10 @@ def combine_data_dirs(dst: Pathlike, srcs: Sequence[Pathlike]) -> Path:
                     raise ValueError(f"combine_data_dirs: speaker '{k}' is in {s} and another source ({name})")
                 merged[k] = v
         write_text_table(tmp / name, merged, sort=True)
+    validate_data_dir(tmp)  # before it takes the final name, so a failure leaves no dir that looks done
     if dst.exists():
         raise ValueError(f"{dst} exists: remove it first")
     tmp.rename(dst)
-    validate_data_dir(dst)
     return dst
 
 
@@ -119,6 +119,8 @@ def speed_perturb_3way(src: Pathlike, dst: Pathlike, factors: Sequence[float] = 
     """Kaldi's perturb_data_dir_speed_3way.sh: ``dst`` = the copies of ``src`` at each factor
     (1.0 included, prefixed ``sp1.0-``), combined; the single copies are removed."""
     dst = Path(dst)
+    for f in factors:  # leftovers of an interrupted run
+        shutil.rmtree(dst.with_name(f"{dst.name}.part{f:g}"), ignore_errors=True)
     parts = [speed_perturb_data_dir(src, dst.with_name(f"{dst.name}.part{f:g}"), f) for f in factors]
     combine_data_dirs(dst, parts)
     for p in parts:

@@ -110,6 +110,19 @@ def run_tdnn(layers, x: torch.Tensor, lengths: torch.Tensor, valid: bool = False
     return x
 
 
+def valid_trunk(layers, context: Tuple[int, int], x: torch.Tensor, lengths: torch.Tensor, valid: bool) -> torch.Tensor:
+    """TDNN layers on (N, T, F) -> (N, T', H), always computed in valid mode. A whole
+    utterance (``valid`` False) gets its edges repeated once at the input, ``context`` =
+    (left, right) frames (Kaldi's convention), exactly as a training chunk at the utterance's
+    edge does (:meth:`kdhybrid.train.data.Example.span`), so chunks and whole utterances give
+    the same outputs everywhere."""
+    h = x.transpose(1, 2)
+    if not valid:
+        h = _replicate_pad_time(replicate_beyond_lengths(h, lengths), *context)
+        lengths = lengths + sum(context)
+    return run_tdnn(layers, h, lengths, valid=True).transpose(1, 2)
+
+
 class AcousticModel(nn.Module):
     """Base: trunk (subclass) -> hidden (N, T', H) -> heads."""
 
@@ -204,7 +217,7 @@ class Tdnn(AcousticModel):
     supports_valid = True
 
     def trunk(self, x, lengths, valid=False):
-        return run_tdnn(self.layers, x.transpose(1, 2), lengths, valid).transpose(1, 2)
+        return valid_trunk(self.layers, self._context, x, lengths, valid)
 
 
 class Dnn(AcousticModel):
@@ -218,7 +231,7 @@ class Dnn(AcousticModel):
     supports_valid = True
 
     def trunk(self, x, lengths, valid=False):
-        return run_tdnn(self.layers, x.transpose(1, 2), lengths, valid).transpose(1, 2)
+        return valid_trunk(self.layers, self._context, x, lengths, valid)
 
 
 class Blstm(AcousticModel):

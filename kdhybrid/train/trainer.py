@@ -434,8 +434,11 @@ def train(
             raise TrainingDiverged(f"{exp}: epoch {epoch}: dev cross-entropy {dev['ce']:.4f} against the best {best:.4f} "
                                    f"(diverge_ratio {cfg.diverge_ratio}); the last good checkpoint is {last or 'none'}")
         if newbob is not None:
+            rec["lr_scale"] = newbob.scale  # this epoch's
             rec["newbob_stop"] = newbob.update(best, dev["ce"])
-            rec["lr_scale"] = newbob.scale
+            rec["next_lr_scale"] = newbob.scale
+            for g, base in zip(opt.param_groups, sched.base_lrs):  # from the next update on, not one step late
+                g["lr"] = base * sched.lr_lambdas[0](sched.last_epoch)
         history.append(rec)
         if dev["ce"] < best:
             best, bad_epochs = dev["ce"], 0
