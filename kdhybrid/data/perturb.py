@@ -27,7 +27,8 @@ DROPPED = ("feats.scp", "cmvn.scp", "utt2num_frames")  # recomputed for the pert
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.3f}".rstrip("0").rstrip(".") if "." in f"{x:.3f}" else str(x)
+    """Seconds to 3 decimals, trailing zeros dropped (2.700 -> 2.7, 3.000 -> 3)."""
+    return f"{x:.3f}".rstrip("0").rstrip(".")
 
 
 def _fresh_tmp(dst: Path) -> Path:

@@ -367,7 +367,7 @@ def train(
         if bad_epochs >= cfg.patience:
             log.info("early stopping: no dev improvement for %d epochs", bad_epochs)
             break
-        if newbob is not None and history and newbob.halving and history[-1].get("newbob_stop"):
+        if history and history[-1].get("newbob_stop"):
             log.info("newbob: dev CE improved by less than %g while halving: converged", cfg.newbob_stop)
             break
         t0 = time.time()
