@@ -14,11 +14,15 @@
 #   5  the triphone GMM-HMMs, as Kaldi's recipes: tri1 (deltas) -> exp/tri1_ali; with
 #      --gmm-final tri3 (the default) also tri2 (LDA+MLLT, exp/tri2, exp/tri2_ali) and tri3
 #      (SAT with fMLLR, exp/tri3); then the final system's alignments exp/<gmm-final>_ali and
-#      exp/<gmm-final>_ali_dev (the senone labels of the neural models), lhotse cuts, and,
-#      when the corpus has them, phone-boundary agreement with reference timings; with
-#      --speed-perturb true also the 3-way speed-perturbed training data, aligned by the final GMM
+#      exp/<gmm-final>_ali_dev (the senone labels of the neural models) and, when the corpus
+#      has them, phone-boundary agreement with reference timings; with --speed-perturb true also
+#      the 3-way speed-perturbed training data, aligned by the final GMM; with fbank inputs
+#      (--nnet-feats fbank, or --gmm-final tri1) the neural models' lhotse cuts data/cuts
 #   6  decoding graph exp/<gmm-final>/graph_tgsmall; the final GMM decoded on --gmm-decode-sets
-#      (tri3 in two passes, steps/decode_fmllr.sh), lattices rescored with --rescore-lang when set
+#      (tri3 in two passes, steps/decode_fmllr.sh), lattices rescored with --rescore-lang when set;
+#      with fMLLR inputs (--nnet-feats fmllr and tri3, the default) the neural models' data dirs
+#      data-fmllr-tri3/{train,dev} (steps/make_fmllr_feats.sh; dev adapted to the first-pass
+#      transcript, as every test set is when a neural model decodes it) and their cuts
 #   7  the acoustic model zoo on the final GMM's senone labels, frame cross-entropy, each
 #      trained until dev cross-entropy stops improving: exp/<arch> for each of --zoo (configs
 #      conf/<arch>.yaml); their learning curves in exp/zoo_learning_curves.png
@@ -63,7 +67,11 @@ gmm_beam=10         # alignment beams of the triphone systems (Kaldi's 10; the r
 gmm_retry_beam=100  # only used for utterances that fail at --gmm-beam)
 gmm_decode_sets="dev"  # stage 6's GMM decodes
 speed_perturb=false # the zoo (the teachers) trains on 0.9/1.0/1.1 speed-perturbed copies of data/train, aligned
-                    # again by the final GMM (stage 5: data/train_sp, exp/<gmm-final>_ali_sp, data/cuts_sp)
+                    # again by the final GMM (stage 5: data/train_sp, exp/<gmm-final>_ali_sp; <nnet-data>/cuts_sp)
+nnet_feats=fmllr    # the neural models' inputs: fmllr, the final GMM's LDA+MLLT+fMLLR features (Kaldi's nnet1
+                    # recipes; data-fmllr-tri3/<set>; on synth_en's default tier a TDNN's dev frame accuracy after
+                    # 3 epochs rose from 28.1% to 38.2%), or fbank (data/<set>, fbank + per-speaker CMVN); with
+                    # --gmm-final tri1 (no speaker adaptation) always fbank
 gmm_seed=1          # seeds the GMM stages' Gaussian mix-up (same corpus and seed: byte-identical models)
 zoo="tdnn blstm cnn_tdnn"
 decode_sets="dev test"   # the core's test sets (stages 8-12)
@@ -134,6 +142,32 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
 fi
 mono_ali=exp/mono$([ -n "$mono_subset" ] && echo _ali || true)
 ali=exp/${gmm_final}_ali   # the neural models' labels
+case $nnet_feats in fmllr|fbank) ;; *) echo "$0: --nnet-feats must be fmllr or fbank, got '$nnet_feats'" 1>&2; exit 1 ;; esac
+nd=data   # the neural models' data dirs and cuts: data/<set> (fbank) or data-fmllr-tri3/<set>
+[ $nnet_feats = fmllr ] && [ $gmm_final = tri3 ] && nd=data-fmllr-$gmm_final
+
+nnet_data() {  # nnet_data <set>: the neural models' data dir $nd/<set>, made when missing (fMLLR inputs)
+  local x=$1 tdir
+  [ $nd = data ] || [ -f $nd/$x/feats.scp ] && return 0
+  case $x in
+    train) tdir=$ali ;;
+    train_sp) tdir=${ali}_sp ;;
+    *) dec exp/$gmm_final $x; tdir=exp/$gmm_final/decode_tgsmall_$x ;;  # test-time adaptation: tri3's first pass
+  esac
+  steps/make_fmllr_feats.sh --nj $nj --cmd "$train_cmd" --transform-dir $tdir $nd/$x data/$x exp/$gmm_final exp/make_fmllr/$x fmllr
+}
+
+nnet_cuts() {  # the neural models' lhotse cuts: $nd/cuts/{train,dev} (and $nd/cuts_sp/train with --speed-perturb)
+  local x
+  for x in train dev $($speed_perturb && echo train_sp || true); do nnet_data $x; done
+  for x in train dev; do
+    python -m kdhybrid.bin.make_cuts --ali-dir $ali$([ $x = dev ] && echo _dev || true) $nd/$x $nd/cuts/$x
+  done
+  if $speed_perturb; then
+    python -m kdhybrid.bin.make_cuts --ali-dir ${ali}_sp $nd/train_sp $nd/cuts_sp/train  # names the copies left out
+    ln -sfn ../cuts/dev $nd/cuts_sp/dev
+  fi
+}
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   log "Stage 5: triphone systems (tri1 $tri1_leaves leaves, $tri1_gauss Gaussians$([ $gmm_final = tri3 ] && echo "; tri2, tri3") ) and alignments"
@@ -158,9 +192,6 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
       python -m kdhybrid.bin.gmm_report exp/${x}_ali data/lang $phone_timings
     done
   fi
-  for x in train dev; do
-    python -m kdhybrid.bin.make_cuts --ali-dir $ali$([ $x = dev ] && echo _dev) data/$x data/cuts/$x
-  done
   if $speed_perturb; then
     log "Stage 5: speed-perturbed training data (0.9/1.0/1.1), its features and $gmm_final alignments"
     [ -f data/train_sp/utt2spk ] || steps/perturb_data_dir_speed_3way.sh data/train data/train_sp
@@ -173,8 +204,10 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
     else
       steps/align.sh --nj $nj --cmd "$train_cmd" $beams data/train_sp data/lang exp/tri1 ${ali}_sp
     fi
-    python -m kdhybrid.bin.make_cuts --ali-dir ${ali}_sp data/train_sp data/cuts_sp/train  # names the copies left out
-    ln -sfn ../cuts/dev data/cuts_sp/dev
+  fi
+  if [ $nd = data ]; then
+    log "Stage 5: the neural models' cuts (fbank + CMVN)"
+    nnet_cuts
   fi
 fi
 
@@ -183,17 +216,19 @@ dec() {  # dec <model-dir> <sets>: decode (k2, tgsmall lattices) unless scored a
   [ -f $m/final.pkl ] && graph=$m/graph_tgsmall  # a GMM: its own tree's graph
   [ -f $m/final.pkl ] || acwt=$nnet_acwt
   for x in $2; do
+    local d=data
+    [ -f $m/final.pkl ] || { nnet_data $x; d=$nd; }  # a neural model decodes its own inputs
     if [ ! -f $m/decode_tgsmall_$x/wer.json ]; then
       if [ -f $m/final.alimdl.pkl ]; then
         steps/decode_fmllr.sh --nj $nj --cmd "$decode_cmd" --decode-opts "--acwt $acwt $gmm_decode_opts" \
           --scoring-opts "$scoring_opts" $graph data/$x $m/decode_tgsmall_$x
       else
         steps/decode.sh --nj $nj --cmd "$decode_cmd" --acwt $acwt $([ -f $m/final.pkl ] && echo $gmm_decode_opts || echo $decode_opts) \
-          --scoring-opts "$scoring_opts" $graph data/$x $m/decode_tgsmall_$x
+          --scoring-opts "$scoring_opts" $graph $d/$x $m/decode_tgsmall_$x
       fi
     fi
     if [ -n "$rescore_lang" ] && [ ! -f $m/decode_${rescore_lang##*_}_$x/wer.json ]; then
-      steps/lmrescore.sh data/lang_test_tgsmall $rescore_lang data/$x $m/decode_tgsmall_$x $m/decode_${rescore_lang##*_}_$x
+      steps/lmrescore.sh data/lang_test_tgsmall $rescore_lang $d/$x $m/decode_tgsmall_$x $m/decode_${rescore_lang##*_}_$x
     fi
   done
 }
@@ -202,15 +237,19 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: decoding graph of $gmm_final, decoded on $gmm_decode_sets"
   steps/mkgraph.sh data/lang_test_tgsmall exp/$gmm_final exp/$gmm_final/graph_tgsmall
   dec exp/$gmm_final "$gmm_decode_sets"
+  if [ $nd != data ]; then
+    log "Stage 6: the neural models' inputs: $gmm_final's fMLLR-adapted features ($nd) and cuts"
+    nnet_cuts
+  fi
 fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   log "Stage 7: acoustic model zoo (frame cross-entropy on $gmm_final senones)"
-  zoo_data="data/train $ali"; zoo_cuts=data/cuts
-  $speed_perturb && { zoo_data="data/train_sp ${ali}_sp"; zoo_cuts=data/cuts_sp; }
+  zoo_data="$nd/train $ali"; zoo_cuts=$nd/cuts
+  $speed_perturb && { zoo_data="$nd/train_sp ${ali}_sp"; zoo_cuts=$nd/cuts_sp; }
   for arch in $zoo; do
     [ -f exp/$arch/final.pt ] || steps/train_nnet.sh --cmd "$nnet_cmd" --config conf/$arch.yaml --cuts $zoo_cuts \
-      --dev-ali ${ali}_dev $zoo_data exp/$arch
+      --dev-data $nd/dev --dev-ali ${ali}_dev $zoo_data exp/$arch
   done
   python -m kdhybrid.bin.plot_learning_curves --out exp/zoo_learning_curves.png --title "the zoo on $gmm_final's senones" \
     $(for a in $zoo; do echo -n "exp/$a "; done)
@@ -227,7 +266,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   log "Stage 9: teacher ensembles of $zoo (posterior and logit fusion), decoded; oracle"
   for fusion in posterior logit; do
     [ -f exp/ensemble_$fusion/ensemble.json ] || \
-      steps/make_ensemble.sh --fusion $fusion --dev-cuts data/cuts/dev --criterion $ens_criterion \
+      steps/make_ensemble.sh --fusion $fusion --dev-cuts $nd/cuts/dev --criterion $ens_criterion \
         --candidates $ens_candidates --graph exp/$gmm_final/graph_tgsmall --nj $nj --cmd "$decode_cmd" \
         --decode-opts "--acwt $nnet_acwt $decode_opts" --scoring-opts "$scoring_opts" exp/ensemble_$fusion $members
     # the core decodes the posterior-fusion ensemble on dev only (its weights); stage 13 the rest
@@ -239,13 +278,14 @@ fi
 post=exp/ensemble_logit/post_k${topk}_train
 if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
   log "Stage 10: top-$topk posteriors of the logit-fusion teacher on the training data"
-  steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk $topk data/train exp/ensemble_logit $post
+  steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk $topk $nd/train exp/ensemble_logit $post
 fi
 
 if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then
   log "Stage 11: the essence student (top-$topk, multitask), decoded"
   [ -f exp/student_k$topk/final.pt ] || \
-    steps/train_student.sh --cmd "$nnet_cmd" --config $student_config --cuts data/cuts data/train $ali $post exp/student_k$topk
+    steps/train_student.sh --cmd "$nnet_cmd" --config $student_config --cuts $nd/cuts \
+      --dev-data $nd/dev $nd/train $ali $post exp/student_k$topk
   dec exp/student_k$topk "$decode_sets"
 fi
 
@@ -281,8 +321,8 @@ if [ $stage -le 13 ] && [ $stop_stage -ge 13 ]; then
   t13=$(date +%s)
   student() {  # student <name> <post-dir> <set-opts> [train_student.sh options]
     local name=$1 p=$2 o=$3; shift 3
-    [ -f exp/$name/final.pt ] || steps/train_student.sh --cmd "$nnet_cmd" --config $student_config --cuts data/cuts "$@" --set-opts "$o" \
-      data/train $ali $p exp/$name
+    [ -f exp/$name/final.pt ] || steps/train_student.sh --cmd "$nnet_cmd" --config $student_config --cuts $nd/cuts "$@" --set-opts "$o" \
+      --dev-data $nd/dev $nd/train $ali $p exp/$name
     dec exp/$name "$grid_sets"
     results "$grid_sets" "$(cat exp/results_core_time.txt 2>/dev/null || true)" \
       "Full grid (\`./run.sh --stage 13\`): still running, $(elapsed $t13) so far when this table was written."
@@ -290,15 +330,15 @@ if [ $stage -le 13 ] && [ $stop_stage -ge 13 ]; then
   # in order of importance, so that a stopped grid has the rows that matter most
   for m in tri1 $zoo ensemble_posterior ensemble_logit student_k$topk; do dec exp/$m "$grid_sets"; done
   for seed in 2 3; do
-    [ -f exp/${zoo%% *}_seed$seed/final.pt ] || steps/train_nnet.sh --cmd "$nnet_cmd" --config conf/${zoo%% *}.yaml --cuts data/cuts --set-opts "seed=$seed" \
-      data/train $ali exp/${zoo%% *}_seed$seed
+    [ -f exp/${zoo%% *}_seed$seed/final.pt ] || steps/train_nnet.sh --cmd "$nnet_cmd" --config conf/${zoo%% *}.yaml --cuts $nd/cuts --set-opts "seed=$seed" \
+      --dev-data $nd/dev $nd/train $ali exp/${zoo%% *}_seed$seed
     dec exp/${zoo%% *}_seed$seed "$grid_sets"
     student student_k${topk}_seed$seed $post "seed=$seed"
   done
   pk=exp/ensemble_logit/post_k
-  steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk 40 data/train exp/ensemble_logit ${pk}40_train
+  steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk 40 $nd/train exp/ensemble_logit ${pk}40_train
   for k in 1 5 20; do
-    steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk $k --from-dump ${pk}40_train data/train exp/ensemble_logit ${pk}${k}_train
+    steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk $k --from-dump ${pk}40_train $nd/train exp/ensemble_logit ${pk}${k}_train
   done
   for k in 1 5 20 40; do student student_k$k ${pk}${k}_train "distill.objective=multitask"; done
   student student_interp_k$topk $post "distill.objective=interpolation distill.alpha=0.5"
@@ -306,7 +346,7 @@ if [ $stage -le 13 ] && [ $stop_stage -ge 13 ]; then
   student student_small_k$topk $post "model.hidden=$small_hidden model.num_layers=$small_layers"
   for k in 1 5 10 20 40; do student student_k${k}_nohard ${pk}${k}_train "distill.objective=multitask distill.hard_weight=0"; done
   if $grid_full; then
-    steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk 0 data/train exp/ensemble_logit ${pk}all_train
+    steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk 0 $nd/train exp/ensemble_logit ${pk}all_train
     student student_kall ${pk}all_train "distill.objective=full"
     student student_kall_nohard ${pk}all_train "distill.objective=full distill.hard_weight=0"
   fi

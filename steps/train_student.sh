@@ -13,6 +13,7 @@ resume=false
 init_from=
 set_opts=
 cuts=             # passed to steps/train_nnet.sh
+dev_data=         # passed to steps/train_nnet.sh (its default: data/dev)
 # End configuration section.
 
 help_message="Usage: $0 [options] <data-dir> <ali-dir> <post-dir> <exp-dir>
@@ -31,5 +32,6 @@ for f in $config $post/post.scp $post/post.json; do [ -f $f ] || { echo "$0: no 
 opts=()
 [ -n "$init_from" ] && opts+=(--init-from $init_from)
 [ -n "$cuts" ] && opts+=(--cuts $cuts)
+[ -n "$dev_data" ] && opts+=(--dev-data $dev_data)
 steps/train_nnet.sh --config $config --num-procs $num_procs --cmd "$cmd" --resume $resume "${opts[@]}" \
   --set-opts "distill.posts=$post/post.scp $set_opts" $data $ali $dir

@@ -200,3 +200,71 @@ def test_kaldi_tri3b_ali_dir_imports_as_labels(sat, tmp_path):
     a, b = labels(tmp_path / "cuts_kaldi"), labels(tmp_path / "cuts_ours")
     assert a.keys() == b.keys() and sum(v is not None for v in a.values()) >= 195
     assert all((a[k] is None and b[k] is None) or np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_fmllr_features_for_neural_models(sat, tmp_path):
+    """steps/make_fmllr_feats.sh writes the SAT system's adapted features as a data dir (Kaldi's
+    steps/nnet/make_fmllr_feats.sh): read back by kaldiio they equal the pipeline computed here
+    independently (a DCT-II through numpy's FFT, splicing by index, final.mat and trans.* read by kaldiio); the
+    dir has the source's tables and no cmvn.scp, and make_cuts takes it as it is. A speaker
+    without a transform fails naming it, and leaves no target dir behind."""
+    import kaldiio
+
+    def dct(x, n):  # orthonormal DCT-II along the rows from the FFT of the mirrored rows; first n
+        m = x.shape[1]
+        y = np.fft.fft(np.concatenate([x, x[:, ::-1]], axis=1), axis=1)[:, :m]
+        c = np.real(y * np.exp(-1j * np.pi * np.arange(m) / (2 * m))) / 2
+        return c[:, :n] * np.r_[np.sqrt(1 / m), np.full(m - 1, np.sqrt(2 / m))][:n]
+
+    out = _run(sat, "steps/make_fmllr_feats.sh --nj 2 --transform-dir exp/tri3_ali data-fmllr-tri3/train data/train exp/tri3 "
+                    "exp/make_fmllr/train fmllr")
+    assert "make_fmllr_feats: " in out
+    tgt, src = sat / "data-fmllr-tri3/train", sat / "data/train"
+    assert not (tgt / "cmvn.scp").exists()
+    for f in ("text", "utt2spk", "spk2utt", "wav.scp"):
+        assert (tgt / f).read_text() == (src / f).read_text(), f
+    feats = dict(kaldiio.load_scp(str(tgt / "feats.scp")))
+    fbank = dict(kaldiio.load_scp(str(src / "feats.scp")))
+    cmvn = dict(kaldiio.load_scp(str(src / "cmvn.scp")))
+    utt2spk = dict(l.split() for l in (src / "utt2spk").read_text().splitlines())
+    assert feats.keys() == fbank.keys()
+    mat = kaldiio.load_mat(str(sat / "exp/tri3/final.mat"))  # (40, 13 * 9)
+    trans = {k: v for f in sorted((sat / "exp/tri3_ali").glob("trans.*")) for k, v in kaldiio.load_ark(str(f))}
+    lift = 1 + 11 * np.sin(np.pi * np.arange(13) / 22)
+    for utt in sorted(feats)[::7]:
+        st = cmvn[utt2spk[utt]]
+        x = fbank[utt] - st[0, :-1] / st[0, -1]
+        c = dct(x, 13) * lift
+        idx = np.clip(np.arange(len(c))[:, None] + np.arange(-4, 5)[None], 0, len(c) - 1)
+        y = c[idx].reshape(len(c), -1) @ mat.T
+        w = trans[utt2spk[utt]]
+        want = y @ w[:, :40].T + w[:, 40]
+        assert feats[utt].shape == (len(x), 40) and feats[utt].dtype == np.float32
+        assert np.allclose(feats[utt], want, atol=2e-3, rtol=1e-4), (utt, np.abs(feats[utt] - want).max())
+    nf = dict(l.split() for l in (tgt / "utt2num_frames").read_text().splitlines())
+    assert all(int(nf[u]) == len(m) for u, m in feats.items())
+    out = _run(sat, f"python -m kdhybrid.bin.make_cuts --ali-dir exp/tri3_ali data-fmllr-tri3/train {tmp_path}/cuts")
+    made = json.loads(out.split("cuts.jsonl.gz: ", 1)[1])
+    assert made["feat_dim"] == 40 and made["cmvn"] is False and made["cuts"] > 0
+    from lhotse import CutSet
+
+    from kdhybrid.data.cuts import CMVN_FIELD
+    from kdhybrid.train.data import load_example
+
+    cut = next(iter(CutSet.from_file(tmp_path / "cuts/cuts.jsonl.gz")))
+    assert not cut.has_custom(CMVN_FIELD)
+    assert np.array_equal(load_example(cut, need_labels=False)[0], feats[cut.id])
+    # fbank features without cmvn.scp are refused; a speaker without a transform names it
+    shutil.copytree(src, tmp_path / "nocmvn", ignore=shutil.ignore_patterns("split*", "cmvn.scp"))
+    err = _run(sat, f"python -m kdhybrid.bin.make_cuts {tmp_path}/nocmvn {tmp_path}/cuts2", fails=True)
+    assert "cmvn.scp is needed" in err, err[-1500:]
+    spks = sorted(set(utt2spk.values()))
+    from kdhybrid.io.tables import write_transform_ark
+
+    (sat / "exp/trans_partial").mkdir(exist_ok=True)
+    write_transform_ark(sat / "exp/trans_partial/trans.1", {s: trans[s] for s in spks[1:]})
+    err = _run(sat, "steps/make_fmllr_feats.sh --nj 2 --transform-dir exp/trans_partial data-fmllr-tri3/bad data/train exp/tri3 "
+                    "exp/make_fmllr/bad fmllr", fails=True)
+    assert not (sat / "data-fmllr-tri3/bad").exists()
+    logs = "".join(p.read_text() for p in (sat / "exp/make_fmllr/bad").glob("*.log"))
+    assert f"no fMLLR transform for speaker '{spks[0]}'" in logs + err, (logs + err)[-1500:]

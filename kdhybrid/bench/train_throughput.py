@@ -41,13 +41,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--num-workers", type=int, default=None)
     a = p.parse_args(argv)
-    import json
     from pathlib import Path
+
+    from kdhybrid.data.cuts import read_cuts_info
 
     path = Path(a.cuts)
     cuts_file = path / "cuts.jsonl.gz" if path.is_dir() else path
     cfg = TrainConfig.from_dict(yaml.safe_load(Path(a.config).read_text()) or {})
-    cfg.model.num_pdfs = json.loads((cuts_file.parent / "make_cuts.json").read_text())["num_pdfs"]
+    made = read_cuts_info(cuts_file)
+    cfg.model.num_pdfs = made["num_pdfs"]
+    cfg.model.feat_dim = made.get("feat_dim", cfg.model.feat_dim)
     if a.num_workers is not None:
         cfg.num_workers = a.num_workers
     torch.set_num_threads(cfg.threads or torch.get_num_threads())

@@ -8,7 +8,6 @@ options (epochs, max_duration, lr ...); --set key=value overrides one (``--set m
 The pdf count is read from the cuts' labels when not in the config.
 """
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -52,10 +51,13 @@ def main() -> int:
         setattr(a, name, str(v / "cuts.jsonl.gz") if v.is_dir() else str(v))
     if a.num_pdfs:
         cfg.model.num_pdfs = a.num_pdfs
+    from kdhybrid.data.cuts import read_cuts_info
+
+    made = read_cuts_info(a.train_cuts)
     if not cfg.model.num_pdfs:
-        info = Path(a.train_cuts).parent / "make_cuts.json"
-        if info.is_file():
-            cfg.model.num_pdfs = json.loads(info.read_text())["num_pdfs"]
+        cfg.model.num_pdfs = made.get("num_pdfs", 0)
+    if "feat_dim" not in d.get("model", {}) and made.get("feat_dim"):
+        cfg.model.feat_dim = made["feat_dim"]  # the cuts' features: fbank bins, or the GMM's LDA dim
     if not cfg.model.num_pdfs:
         print("train_nnet: the pdf count is unknown: give --num-pdfs or make the cuts with kdhybrid.bin.make_cuts", file=sys.stderr)
         return 1

@@ -38,11 +38,22 @@ def pdf_alignments(ali_dir: Pathlike) -> Tuple[Dict[str, np.ndarray], int]:
     return out, tables.num_pdfs
 
 
+def read_cuts_info(cuts_file: Pathlike) -> Dict:
+    """What made a cuts file: the ``make_cuts.json`` beside it (num_pdfs, feat_dim, cmvn,
+    counts, data and alignment dirs), or {} when it has none."""
+    import json
+
+    info = Path(cuts_file).parent / "make_cuts.json"
+    return json.loads(info.read_text()) if info.is_file() else {}
+
+
 def make_cuts(data_dir: Pathlike, out_dir: Pathlike, ali_dir: Optional[Pathlike] = None, frame_shift: float = 0.01) -> Dict[str, int]:
     """Write ``<out_dir>/cuts.jsonl.gz`` (and the arrays under ``<out_dir>/arrays``).
 
     Utterances without an alignment (when ``ali_dir`` is given) are left out and counted.
-    :return: counts (cuts, frames, without_alignment, length_fixed, num_pdfs).
+    Without cmvn.scp (speaker-adapted features of steps/make_fmllr_feats.sh) the cuts carry no
+    CMVN stats and the features are used as they are.
+    :return: counts (cuts, frames, without_alignment, length_fixed, num_pdfs, feat_dim, cmvn).
     """
     from lhotse import CutSet
     from lhotse.features.io import NumpyFilesWriter
@@ -52,16 +63,20 @@ def make_cuts(data_dir: Pathlike, out_dir: Pathlike, ali_dir: Optional[Pathlike]
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dd = read_data_dir(data_dir)
-    if not dd.feats_scp or not dd.cmvn_scp:
-        raise KaldiFormatError(f"{data_dir}: feats.scp and cmvn.scp are needed (steps/make_fbank.sh, steps/compute_cmvn_stats.sh)")
+    if not dd.feats_scp:
+        raise KaldiFormatError(f"{data_dir}: feats.scp is needed (steps/make_fbank.sh, steps/make_fmllr_feats.sh)")
+    if not dd.cmvn_scp and not (data_dir / "feats_origin.json").is_file():
+        raise KaldiFormatError(f"{data_dir}: cmvn.scp is needed for fbank features (steps/compute_cmvn_stats.sh); "
+                               f"only speaker-adapted features (steps/make_fmllr_feats.sh) are used without it")
     recs, sups, feats = load_kaldi_data_dir(data_dir, sampling_rate=16000, frame_shift=frame_shift)
     sups = sups.to_eager() if sups is not None else None
     if feats is None or len(feats) != len(dd.feats_scp):
         raise KaldiFormatError(f"{data_dir}/feats.scp: lhotse imported {0 if feats is None else len(feats)} of {len(dd.feats_scp)} feature entries")
     cuts = CutSet.from_manifests(recordings=recs, supervisions=sups, features=feats).sort_by_recording_id()
     alis, num_pdfs = pdf_alignments(ali_dir) if ali_dir else ({}, 0)
-    counts = {"cuts": 0, "frames": 0, "without_alignment": 0, "length_fixed": 0, "num_pdfs": num_pdfs}
-    cmvn = {s: read_matrix(dd.cmvn_scp[s]) for s in dd.spk2utt}
+    counts = {"cuts": 0, "frames": 0, "without_alignment": 0, "length_fixed": 0, "num_pdfs": num_pdfs,
+              "feat_dim": int(next(iter(feats)).num_features), "cmvn": bool(dd.cmvn_scp)}
+    cmvn = {s: read_matrix(dd.cmvn_scp[s]) for s in dd.spk2utt} if dd.cmvn_scp else {}
     out, left_out = [], []
     with NumpyFilesWriter(out_dir / "arrays") as w:
         cmvn_arrays = {s: w.store_array(f"cmvn_{s}", m.astype(np.float64)) for s, m in cmvn.items()}
@@ -73,7 +88,8 @@ def make_cuts(data_dir: Pathlike, out_dir: Pathlike, ali_dir: Optional[Pathlike]
                 if sup is not None:  # lhotse drops it when the audio is a few ms longer than the features
                     cut.supervisions = [fastcopy(sup, start=0.0, duration=min(sup.duration, cut.duration))]
             nf = cut.num_frames
-            cut = cut.with_custom(CMVN_FIELD, cmvn_arrays[dd.utt2spk[utt]])
+            if cmvn_arrays:
+                cut = cut.with_custom(CMVN_FIELD, cmvn_arrays[dd.utt2spk[utt]])
             if ali_dir:
                 if utt not in alis:
                     counts["without_alignment"] += 1

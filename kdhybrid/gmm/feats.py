@@ -161,6 +161,26 @@ class FeaturePipeline:
             yield utt, self(utt, f, c)
 
 
+def write_pipeline_features(pipeline: FeaturePipeline, data_dir: Pathlike, ark: Pathlike, scp: Pathlike) -> Dict[str, int]:
+    """The features ``pipeline`` makes of every utterance of ``data_dir`` (feats.scp, cmvn.scp),
+    written as a binary Kaldi archive + scp (float32 (T, D) matrices; atomically: nothing is
+    left half-written), for a neural model to train on and decode with (Kaldi's
+    steps/nnet/make_fmllr_feats.sh).
+
+    :return: utterance -> number of frames, in the data dir's order.
+    :raises ValueError: naming the utterance when its features are not finite."""
+    from kdhybrid.io.tables import MatrixWriter
+
+    frames: Dict[str, int] = {}
+    with MatrixWriter(str(ark), str(scp)) as w:
+        for utt, x in pipeline.iter_data_dir(data_dir):
+            if not np.isfinite(x).all():
+                raise ValueError(f"{data_dir}: utterance '{utt}': the transformed features are not finite")
+            w.write(utt, x.astype(np.float32))
+            frames[utt] = int(x.shape[0])
+    return frames
+
+
 def read_transforms(transform_dir: Pathlike) -> Dict[str, np.ndarray]:
     """Every speaker's fMLLR transform in ``transform_dir/trans.*`` (Kaldi archives of
     (D, D + 1) matrices, ours or Kaldi's).

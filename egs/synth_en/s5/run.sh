@@ -17,7 +17,9 @@
 #      -> exp/tri{1,2,3}; alignments exp/tri3_ali (the senone labels of the neural models) and
 #      their phone-boundary agreement with the synthesiser's timings (exp/tri3_ali/boundaries.json)
 #   6  decoding graph exp/tri3/graph_tgsmall (+ k2 form); tri3 decoded on dev in two passes
-#      (speaker-independent, then fMLLR), rescored with tglarge (exp/tri3/decode_tglarge_dev)
+#      (speaker-independent, then fMLLR), rescored with tglarge (exp/tri3/decode_tglarge_dev);
+#      the neural models' inputs: tri3's LDA+MLLT+fMLLR features data-fmllr-tri3/{train,dev}
+#      (Kaldi's nnet1 way; --nnet-feats fbank: fbank + CMVN) and their cuts
 #   7  the acoustic model zoo on the tri3 senone labels, frame cross-entropy:
 #      exp/{tdnn,blstm,cnn_tdnn} (configs in conf/); exp/tdnn is also the hard-label baseline
 #   8  tri1, tri3 and the zoo decoded on dev and test (k2 lattices, tgsmall; rescored with tglarge)
@@ -54,6 +56,8 @@ tri23_leaves=       # tri2 and tri3, default: by tier (tiny 200, default 2000, l
 tri23_gauss=        # default: by tier (tiny 1500, default 12000, large 15000)
 mono_subset=        # mono's shortest utterances, default: by tier (tiny all, default 1000, large 2000)
 gmm_final=tri3      # the GMM whose alignments label the neural models (tri3, or tri1 to skip tri2/tri3)
+nnet_feats=fmllr    # the neural models' inputs: fmllr (tri3's LDA+MLLT+fMLLR features) or fbank (+ CMVN)
+speed_perturb=false # the zoo trains on 3-way speed-perturbed copies of data/train, aligned again by the final GMM
 
 . ./path.sh || exit 1
 . ./cmd.sh || exit 1
@@ -82,7 +86,7 @@ if [ $stop_stage -ge 1 ]; then
     --tgsmall-prune $tgsmall_prune --fglarge-prune $fglarge_prune --fglarge $fglarge --rescore-lang "$rescore_lang" \
     --tri1-leaves $tri1_leaves --tri1-gauss $tri1_gauss \
     --tri2-leaves $tri23_leaves --tri2-gauss $tri23_gauss --tri3-leaves $tri23_leaves --tri3-gauss $tri23_gauss \
-    --mono-subset "$mono_subset" --gmm-final $gmm_final \
+    --mono-subset "$mono_subset" --gmm-final $gmm_final --nnet-feats $nnet_feats --speed-perturb $speed_perturb \
     --zoo "$zoo" --ens-criterion $ens_criterion --phone-timings corpus/synth_en_$tier/meta/train.utts.jsonl
 fi
 
