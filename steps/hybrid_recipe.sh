@@ -76,10 +76,12 @@ gmm_seed=1          # seeds the GMM stages' Gaussian mix-up (same corpus and see
 zoo="tdnn blstm cnn_tdnn"
 decode_sets="dev test"   # the core's test sets (stages 8-12)
 grid_sets="dev test test_heldout"  # stage 13 decodes every system of the table on these
-decode_opts="--beam 10 --max-active 2000 --lattice-beam 4"
-gmm_decode_opts="--beam 13 --max-active 7000 --lattice-beam 6"  # GMM decodes (Kaldi's decode.sh defaults)
-nnet_acwt=0.25      # search acoustic scale of neural models and ensembles (GMMs: 0.1); their best
-                    # LM weights are ~4-5, and searching at 1/0.1 = 10 kept twice the tokens
+decode_opts="--beam 13 --max-active 7000 --lattice-beam 6"  # neural models' decodes (Kaldi's decode.sh defaults)
+gmm_decode_opts="--beam 13 --max-active 7000 --lattice-beam 6"  # GMM decodes (the same)
+nnet_acwt=0.125     # search acoustic scale of neural models and ensembles (GMMs: 0.1): near their best LM weight
+                    # (8-9 on dev), so the lattices hold the paths rescoring wants. On synth_en's default tier the
+                    # fMLLR TDNN's dev WER (tglarge): acwt 0.25, beam 10, max-active 2000, lattice-beam 4: 30.07;
+                    # acwt 0.125, lattice-beam 6: 26.46; and beam 13, max-active 7000: 25.77 (twice the search time)
 scoring_opts="--min-lmwt 3 --max-lmwt 17"
 ens_criterion=ce    # the ensemble weights' criterion: ce (dev frame cross-entropy) or wer
 ens_candidates=3    # weight vectors decoded on dev when --ens-criterion wer
