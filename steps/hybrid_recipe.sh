@@ -268,7 +268,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   log "Stage 9: teacher ensembles of $zoo (posterior and logit fusion), decoded; oracle"
   for fusion in posterior logit; do
     [ -f exp/ensemble_$fusion/ensemble.json ] || \
-      steps/make_ensemble.sh --fusion $fusion --dev-cuts $nd/cuts/dev --criterion $ens_criterion \
+      steps/make_ensemble.sh --fusion $fusion --dev-cuts $nd/cuts/dev --dev-data $nd/dev --criterion $ens_criterion \
         --candidates $ens_candidates --graph exp/$gmm_final/graph_tgsmall --nj $nj --cmd "$decode_cmd" \
         --decode-opts "--acwt $nnet_acwt $decode_opts" --scoring-opts "$scoring_opts" exp/ensemble_$fusion $members
     # the core decodes the posterior-fusion ensemble on dev only (its weights); stage 13 the rest

@@ -245,7 +245,18 @@ def test_fmllr_features_for_neural_models(sat, tmp_path):
     assert all(int(nf[u]) == len(m) for u, m in feats.items())
     out = _run(sat, f"python -m kdhybrid.bin.make_cuts --ali-dir exp/tri3_ali data-fmllr-tri3/train {tmp_path}/cuts")
     made = json.loads(out.split("cuts.jsonl.gz: ", 1)[1])
-    assert made["feat_dim"] == 40 and made["cmvn"] is False and made["cuts"] > 0
+    assert made["feat_dim"] == 40 and made["cmvn"] is False and made["cuts"] > 0 and made["features"] == "fmllr(tri3)"
+    # a network remembers its features: the fbank data dir (also 40-dim) is refused, naming both
+    import torch
+
+    from kdhybrid.decode.acoustic import NnetScorer, check_input_features
+    from kdhybrid.nnet.models import ModelConfig, build_model
+
+    net = build_model(ModelConfig(arch="tdnn", num_pdfs=5, hidden=8, num_layers=2, input_features=made["features"]))
+    scorer = NnetScorer.from_model(net, torch.zeros(5))
+    check_input_features(scorer, tgt)
+    with pytest.raises(ValueError, match=r"its features are fbank, but .* was trained on fmllr\(tri3\) features"):
+        check_input_features(scorer, src)
     from lhotse import CutSet
 
     from kdhybrid.data.cuts import CMVN_FIELD

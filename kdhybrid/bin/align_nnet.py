@@ -31,7 +31,7 @@ def main() -> int:
     from kdhybrid.io.tables import read_text_table
 
     torch.set_num_threads(1)
-    scorer = load_scorer(a.model_dir)
+    scorer = load_scorer(a.model_dir, data_dir=a.data_dir)
     print(f"align_nnet: model {scorer.description}", file=sys.stderr)
     opts = AlignOptions(beam=a.beam, retry_beam=a.retry_beam, acoustic_scale=a.acwt, transition_scale=a.transition_scale,
                         self_loop_scale=a.self_loop_scale)

@@ -79,7 +79,7 @@ def main() -> int:
     from kdhybrid.decode.lattice import save_lattices
 
     torch.set_num_threads(1)
-    scorer = load_scorer(a.model_dir)
+    scorer = load_scorer(a.model_dir, data_dir=a.data_dir)
     if scorer.num_pdfs != int(info["num_pdfs"]):
         raise ValueError(f"model {a.model_dir} has {scorer.num_pdfs} pdfs but graph {graph_dir} was built for a transition model "
                          f"with {info['num_pdfs']} pdfs ({info.get('model_dir')})")

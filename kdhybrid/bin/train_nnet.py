@@ -58,6 +58,8 @@ def main() -> int:
         cfg.model.num_pdfs = made.get("num_pdfs", 0)
     if "feat_dim" not in d.get("model", {}) and made.get("feat_dim"):
         cfg.model.feat_dim = made["feat_dim"]  # the cuts' features: fbank bins, or the GMM's LDA dim
+    if not cfg.model.input_features:
+        cfg.model.input_features = made.get("features", "")
     if not cfg.model.num_pdfs:
         print("train_nnet: the pdf count is unknown: give --num-pdfs or make the cuts with kdhybrid.bin.make_cuts", file=sys.stderr)
         return 1

@@ -14,7 +14,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
-from kdhybrid.io.datadir import read_data_dir
+from kdhybrid.io.datadir import feature_kind, read_data_dir
 from kdhybrid.io.tables import KaldiFormatError, atomic_write_text, read_matrix
 
 Pathlike = Union[str, Path]
@@ -53,7 +53,8 @@ def make_cuts(data_dir: Pathlike, out_dir: Pathlike, ali_dir: Optional[Pathlike]
     Utterances without an alignment (when ``ali_dir`` is given) are left out and counted.
     Without cmvn.scp (speaker-adapted features of steps/make_fmllr_feats.sh) the cuts carry no
     CMVN stats and the features are used as they are.
-    :return: counts (cuts, frames, without_alignment, length_fixed, num_pdfs, feat_dim, cmvn).
+    :return: counts (cuts, frames, without_alignment, length_fixed, num_pdfs, feat_dim, cmvn,
+        features: :func:`kdhybrid.io.datadir.feature_kind`).
     """
     from lhotse import CutSet
     from lhotse.features.io import NumpyFilesWriter
@@ -75,7 +76,7 @@ def make_cuts(data_dir: Pathlike, out_dir: Pathlike, ali_dir: Optional[Pathlike]
     cuts = CutSet.from_manifests(recordings=recs, supervisions=sups, features=feats).sort_by_recording_id()
     alis, num_pdfs = pdf_alignments(ali_dir) if ali_dir else ({}, 0)
     counts = {"cuts": 0, "frames": 0, "without_alignment": 0, "length_fixed": 0, "num_pdfs": num_pdfs,
-              "feat_dim": int(next(iter(feats)).num_features), "cmvn": bool(dd.cmvn_scp)}
+              "feat_dim": int(next(iter(feats)).num_features), "cmvn": bool(dd.cmvn_scp), "features": feature_kind(data_dir)}
     cmvn = {s: read_matrix(dd.cmvn_scp[s]) for s in dd.spk2utt} if dd.cmvn_scp else {}
     out, left_out = [], []
     with NumpyFilesWriter(out_dir / "arrays") as w:

@@ -12,7 +12,6 @@ applies its own feature pipeline, so all models decode one data dir through one 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -110,6 +109,7 @@ class NnetScorer(AcousticScorer):
         self.model, self.log_priors, ck = load_final(final_pt)
         self.num_pdfs = int(ck["num_pdfs"])
         self.head = head
+        self.input_features = self.model.cfg.input_features
         self.description = f"{self.model.cfg.arch} {final_pt} ({self.num_pdfs} pdfs, {self.model.num_params()} parameters)"
 
     @classmethod
@@ -118,6 +118,7 @@ class NnetScorer(AcousticScorer):
         self = cls.__new__(cls)
         self.model, self.log_priors, self.head = model, log_priors, head
         self.num_pdfs = int(model.cfg.num_pdfs)
+        self.input_features = model.cfg.input_features
         self.description = f"{model.cfg.arch} in memory ({self.num_pdfs} pdfs, {model.num_params()} parameters)"
         return self
 
@@ -132,17 +133,38 @@ class NnetScorer(AcousticScorer):
         return [lp - self.log_priors[None, :] for lp in self.log_posteriors(feats, cmvn)]
 
 
+def check_input_features(scorer: AcousticScorer, data_dir: Pathlike) -> None:
+    """Refuse a data dir whose features are not those the network was trained on (both are
+    40-dimensional in the recipes, so nothing else would notice).
+
+    :raises ValueError: naming the data dir, its features, the model and its features."""
+    from kdhybrid.io.datadir import feature_kind
+
+    want = getattr(scorer, "input_features", "")
+    have = feature_kind(data_dir)
+    if want and want != have:
+        raise ValueError(f"{data_dir}: its features are {have}, but {scorer.description} was trained on {want} "
+                         f"features: give it the data dir made for it (e.g. data-fmllr-tri3/<set> from steps/make_fmllr_feats.sh)")
+
+
 def load_scorer(model_dir: Pathlike, gmm_model: str = "final", transform_dir: Optional[Pathlike] = None,
                 data_dir: Optional[Pathlike] = None) -> AcousticScorer:
     """The scorer of an exp dir: ``ensemble.json``, ``final.pt`` or ``final.pkl`` (first found);
-    a GMM's ``gmm_model``, ``transform_dir`` and ``data_dir`` go to :class:`GmmScorer`."""
+    a GMM's ``gmm_model``, ``transform_dir`` and ``data_dir`` go to :class:`GmmScorer`; a
+    network's inputs are checked against ``data_dir`` (:func:`check_input_features`)."""
     d = Path(model_dir)
     if (d / "ensemble.json").is_file():
         from kdhybrid.distill.ensemble import EnsembleScorer
 
-        return EnsembleScorer.load(d)
+        scorer = EnsembleScorer.load(d)
+        if data_dir is not None:
+            check_input_features(scorer, data_dir)
+        return scorer
     if (d / "final.pt").is_file():
-        return NnetScorer(d / "final.pt")
+        scorer = NnetScorer(d / "final.pt")
+        if data_dir is not None:
+            check_input_features(scorer, data_dir)
+        return scorer
     if (d / "final.pkl").is_file():
         return GmmScorer(d, gmm_model, transform_dir, data_dir)
     raise FileNotFoundError(f"{d}: no model (ensemble.json, final.pt or final.pkl)")

@@ -74,7 +74,13 @@ def _kept_mass(mass: np.ndarray, topk: int, num_pdfs: int) -> Optional[float]:
 
 
 def dump_job(data_dir: Pathlike, teacher, post_dir: Pathlike, job: int, cfg: DumpConfig) -> Dict[str, object]:
-    """Write ``post.JOB.ark``/``post.JOB.scp`` and ``dump.JOB.json`` for one data split."""
+    """Write ``post.JOB.ark``/``post.JOB.scp`` and ``dump.JOB.json`` for one data split.
+
+    :raises ValueError: when the data dir's features are not the teacher's
+        (:func:`kdhybrid.decode.acoustic.check_input_features`)."""
+    from kdhybrid.decode.acoustic import check_input_features
+
+    check_input_features(teacher, data_dir)
     out = Path(post_dir)
     t0 = time.time()
     t_fwd = 0.0

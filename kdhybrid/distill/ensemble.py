@@ -88,7 +88,8 @@ def load_members(members: Sequence[Pathlike]) -> List[NnetScorer]:
     for m, s in zip(members[1:], out[1:]):
         for what, a, b in (("pdf count", first.num_pdfs, s.num_pdfs),
                            ("frame subsampling", first.model.cfg.subsampling, s.model.cfg.subsampling),
-                           ("feature dim", first.model.cfg.feat_dim, s.model.cfg.feat_dim)):
+                           ("feature dim", first.model.cfg.feat_dim, s.model.cfg.feat_dim),
+                           ("input features", first.input_features, s.input_features)):
             if a != b:
                 raise ValueError(f"ensemble members disagree on {what}: {members[0]} has {a}, {m} has {b}")
     return out
@@ -101,6 +102,7 @@ class EnsembleScorer(AcousticScorer):
         self.cfg = cfg
         self.members = members if members is not None else load_members(cfg.members)
         self.num_pdfs = self.members[0].num_pdfs
+        self.input_features = self.members[0].input_features  # the members agree (load_members)
         w = torch.tensor(cfg.weights) / sum(cfg.weights)
         # The members' priors are the label priors of one alignment; averaged all the same.
         self.log_priors = torch.log(sum(wi * m.log_priors.exp() for wi, m in zip(w.tolist(), self.members)))

@@ -329,6 +329,20 @@ def subset_data_dir(path: Pathlike, utts: List[str], out: Pathlike) -> Path:
     return Path(out)
 
 
+def feature_kind(path: Pathlike) -> str:
+    """What a data dir's ``feats.scp`` holds, as models record it (``ModelConfig.input_features``):
+    ``fmllr(<gmm>)`` / ``lda_mllt(<gmm>)`` for a GMM's features written by
+    steps/make_fmllr_feats.sh (its ``feats_origin.json``; ``<gmm>`` the GMM dir's name), else
+    ``fbank`` (the data dir's own features with its per-speaker CMVN; fbank in the recipes)."""
+    import json
+
+    origin = Path(path) / "feats_origin.json"
+    if not origin.is_file():
+        return "fbank"
+    o = json.loads(origin.read_text())
+    return f"{'fmllr' if o.get('transform_dir') else 'lda_mllt'}({Path(o['gmm_dir']).name})"
+
+
 def iter_utterance_features(path: Pathlike, require_cmvn: bool = False) -> Iterator[Tuple[str, np.ndarray, Optional[np.ndarray]]]:
     """(utt, features (T, F), the speaker's CMVN stats (2, F+1) or None) for every utterance of
     a data dir with ``feats.scp``, in the data dir's order; each speaker's stats read once.

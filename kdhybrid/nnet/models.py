@@ -46,6 +46,9 @@ class ModelConfig:
     splice: int = 7  # dnn: input frames spliced each side
     dropout: float = 0.1
     heads: Dict[str, int] = field(default_factory=dict)  # extra output heads: name -> dim
+    # the features it was trained on (kdhybrid.io.datadir.feature_kind of its training data, e.g.
+    # "fmllr(tri3)" or "fbank"); decoding and dumping refuse a data dir of other features. "": unknown
+    input_features: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)

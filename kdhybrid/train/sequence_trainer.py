@@ -101,13 +101,14 @@ def dev_wer(model, log_priors: torch.Tensor, graph_dir: Pathlike, data_dir: Path
             lattice_beam: float, max_active: int) -> float:
     """WER (%) of the best paths at the decoding's own weighting (LM weight 1/acwt, no
     penalty), for monitoring each epoch."""
-    from kdhybrid.decode.acoustic import NnetScorer, iter_feature_batches
+    from kdhybrid.decode.acoustic import NnetScorer, check_input_features, iter_feature_batches
     from kdhybrid.decode.graph import read_words_table
     from kdhybrid.decode.k2_backend import decode, load_k2_graph
     from kdhybrid.decode.scoring import wer_counts
     from kdhybrid.io.tables import read_text_table
 
     scorer = NnetScorer.from_model(model, log_priors)
+    check_input_features(scorer, data_dir)
     graph = load_k2_graph(Path(graph_dir) / "HCLG.k2.pt")
     words = read_words_table(graph_dir)
     hyps = {}
