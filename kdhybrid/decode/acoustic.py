@@ -156,18 +156,16 @@ def load_scorer(model_dir: Pathlike, gmm_model: str = "final", transform_dir: Op
     if (d / "ensemble.json").is_file():
         from kdhybrid.distill.ensemble import EnsembleScorer
 
-        scorer = EnsembleScorer.load(d)
-        if data_dir is not None:
-            check_input_features(scorer, data_dir)
-        return scorer
-    if (d / "final.pt").is_file():
+        scorer: AcousticScorer = EnsembleScorer.load(d)
+    elif (d / "final.pt").is_file():
         scorer = NnetScorer(d / "final.pt")
-        if data_dir is not None:
-            check_input_features(scorer, data_dir)
-        return scorer
-    if (d / "final.pkl").is_file():
+    elif (d / "final.pkl").is_file():
         return GmmScorer(d, gmm_model, transform_dir, data_dir)
-    raise FileNotFoundError(f"{d}: no model (ensemble.json, final.pt or final.pkl)")
+    else:
+        raise FileNotFoundError(f"{d}: no model (ensemble.json, final.pt or final.pkl)")
+    if data_dir is not None:
+        check_input_features(scorer, data_dir)
+    return scorer
 
 
 # Frames per acoustic-model batch at inference (decode, dump, ensemble weight search). Above
