@@ -255,6 +255,10 @@ def test_fmllr_features_for_neural_models(sat, tmp_path):
     net = build_model(ModelConfig(arch="tdnn", num_pdfs=5, hidden=8, num_layers=2, input_features=made["features"]))
     scorer = NnetScorer.from_model(net, torch.zeros(5))
     check_input_features(scorer, tgt)
+    from kdhybrid.io.datadir import split_data
+
+    for job in split_data(tgt, 2):  # decode and dump jobs read splits: they keep the kind
+        check_input_features(scorer, job)
     with pytest.raises(ValueError, match=r"its features are fbank, but .* was trained on fmllr\(tri3\) features"):
         check_input_features(scorer, src)
     from lhotse import CutSet

@@ -256,7 +256,8 @@ def split_data(path: Pathlike, num_jobs: int, per_speaker: bool = False) -> List
     job_dirs = [split_root / str(j) for j in range(1, num_jobs + 1)]
     sources = [p for p in path.iterdir() if p.is_file()]
     newest = max(p.stat().st_mtime for p in sources)
-    if all((d / "utt2spk").is_file() and (d / ".done").is_file() for d in job_dirs) and (
+    dir_files = [n for n in DIR_FILES if (path / n).is_file()]
+    if all((d / "utt2spk").is_file() and (d / ".done").is_file() and all((d / n).is_file() for n in dir_files) for d in job_dirs) and (
         (split_root / ".done").is_file() and (split_root / ".done").stat().st_mtime >= newest
     ):
         return job_dirs
@@ -282,7 +283,7 @@ def split_data(path: Pathlike, num_jobs: int, per_speaker: bool = False) -> List
         shutil.rmtree(tmp_root)
     tables = _read_tables(path)
     for jdx, utts in enumerate(chunks, 1):
-        _write_subset(tables, utt2spk, utts, tmp_root / str(jdx))
+        _write_subset(tables, utt2spk, utts, tmp_root / str(jdx), path)
         (tmp_root / str(jdx) / ".done").touch()
     (tmp_root / ".done").touch()
     if split_root.exists():
@@ -297,9 +298,18 @@ def _read_tables(path: Path) -> Dict[str, "OrderedDict[str, str]"]:
             if p.is_file() and p.name in UTT_TABLES + SPK_TABLES + REC_TABLES}
 
 
-def _write_subset(tables: Dict[str, "OrderedDict[str, str]"], utt2spk: Dict[str, str], utts: List[str], out: Path) -> None:
-    """Write the tables restricted to ``utts``, their speakers and recordings, into ``out``."""
+# Files that describe a whole data dir, copied as they are into its subsets and splits
+# (``feats_origin.json``: what its features are, :func:`feature_kind`).
+DIR_FILES = ("feats_origin.json",)
+
+
+def _write_subset(tables: Dict[str, "OrderedDict[str, str]"], utt2spk: Dict[str, str], utts: List[str], out: Path, src: Path) -> None:
+    """Write the tables restricted to ``utts``, their speakers and recordings, into ``out``,
+    and ``src``'s :data:`DIR_FILES`."""
     out.mkdir(parents=True)
+    for name in DIR_FILES:
+        if (src / name).is_file():
+            shutil.copyfile(src / name, out / name)
     segs = tables.get("segments")
     us = set(utts)
     spks = {utt2spk[u] for u in utts}
@@ -325,7 +335,7 @@ def subset_data_dir(path: Pathlike, utts: List[str], out: Pathlike) -> Path:
     missing = [u for u in utts if u not in utt2spk]
     if missing:
         raise KeyError(f"{path}/utt2spk: no utterance '{missing[0]}' ({len(missing)} of the subset missing)")
-    _write_subset(_read_tables(path), utt2spk, utts, Path(out))
+    _write_subset(_read_tables(path), utt2spk, utts, Path(out), path)
     return Path(out)
 
 
