@@ -275,6 +275,9 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
     dec exp/ensemble_$fusion "$([ $fusion = logit ] && echo $decode_sets || echo dev)"
   done
   python -m kdhybrid.bin.oracle --out exp/oracle_dev.json data/dev $(for a in $zoo; do echo -n "exp/$a/decode_tgsmall_dev "; done)
+  # the GMMs, the members and the teacher side by side (test sets at dev's LM weight)
+  python -m kdhybrid.bin.compare --sets "$decode_sets" --lms "tgsmall ${rescore_lang:+${rescore_lang##*_}}" \
+    $(echo tri1 $gmm_final | tr ' ' '\n' | sort -u | sed 's|^|exp/|') $members exp/ensemble_logit | tee exp/compare_zoo.txt
 fi
 
 post=exp/ensemble_logit/post_k${topk}_train

@@ -70,6 +70,11 @@ def test_ensemble_weights_decode_and_oracle(members):
         if fusion == "posterior":  # chosen by dev CE: no worse than either member alone
             assert cfg.weights == grid[0]["weights"]
             assert cfg.selection["dev_ce"] <= min(cfg.selection["members_dev_ce"].values()) + 1e-6
+            # each member alone scores what its training history says (output frames, 30 ms)
+            for m, ce in cfg.selection["members_dev_ce"].items():
+                best = min(torch.load(d / m / "final.pt")["history"], key=lambda h: h["dev_ce"])
+                assert ce == pytest.approx(best["dev_ce"], rel=1e-4)
+                assert cfg.selection["members_dev_acc"][m] == pytest.approx(best["dev_acc"], abs=1e-4)
         else:  # chosen by dev WER among the two best by CE
             wers = cfg.selection["candidates"]
             assert len(wers) == 2 and cfg.weights in [grid[0]["weights"], grid[1]["weights"]]

@@ -103,6 +103,9 @@ def test_tri1_decodes_dev_better_than_chance(gmm):
     tra = read_text_table(dd / "scoring" / f"{w['lmwt']}.{w['penalty']}.tra", min_fields=1)
     hyp = read_text_table(dd / "hyp.txt", min_fields=1)
     assert len(tra) == 50 and all(" ".join(words[i] for i in tra[u].split()) == hyp[u] for u in tra)
+    # .txt: the same paths in words, at every setting (a test set is reported at dev's)
+    assert (dd / "scoring" / f"{w['lmwt']}.{w['penalty']}.txt").read_text() == (dd / "hyp.txt").read_text()
+    assert len(list((dd / "scoring").glob("*.txt"))) == len(w["grid"])
 
 
 def test_k2_and_kaldi_backends_agree(gmm):

@@ -4,8 +4,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
+from kdhybrid.decode.scoring import dev_tuned, kaldi_wer_file, read_kaldi_wer_file
 from kdhybrid.distill.results import paired_bootstrap, write_results
 from kdhybrid.nnet.models import ModelConfig, build_model
 from kdhybrid.train.trainer import save_final
@@ -13,13 +15,22 @@ from kdhybrid.train.trainer import save_final
 REFS = {f"u{i}": "a b c d" for i in range(40)}  # 160 words a set
 
 
-def _decode(exp: Path, test_set: str, wrong: int) -> None:
-    """A scored decode dir whose hyp.txt has ``wrong`` substitutions (one an utterance)."""
+def _decode(exp: Path, test_set: str, wrong: int, sweep: bool = True) -> None:
+    """A decode dir scored as score_sweep scores one: at LM weight 10 (the best on dev) the
+    hypotheses have ``wrong`` substitutions (one an utterance); a test set's own best, LM
+    weight 12, has 2 fewer. Without ``sweep``, only hyp.txt and wer.json (``wrong``)."""
     d = exp / f"decode_tgsmall_{test_set}"
-    d.mkdir(parents=True)
-    hyps = {u: ("x b c d" if i < wrong else r) for i, (u, r) in enumerate(REFS.items())}
-    (d / "hyp.txt").write_text("".join(f"{u} {h}\n" for u, h in hyps.items()))
-    (d / "wer.json").write_text(json.dumps({"wer": round(100 * wrong / 160, 2)}))
+    (d / "scoring").mkdir(parents=True)
+    settings = {10: wrong} if test_set == "dev" else {10: wrong, 12: wrong - 2}
+    for lmwt, n in settings.items():
+        hyps = "".join(f"{u} {'x b c d' if i < n else r}\n" for i, (u, r) in enumerate(REFS.items()))
+        c = {"wer": round(100 * n / 160, 2), "errors": n, "words": 160, "ins": 0, "del": 0, "sub": n, "sentences": 40, "sentence_errors": n}
+        (d / f"wer_{lmwt}_0.0").write_text(kaldi_wer_file(c))
+        (d / "scoring" / f"{lmwt}.0.0.txt").write_text(hyps)
+    best = min(settings, key=settings.get)
+    (d / "hyp.txt").write_text((d / "scoring" / f"{best}.0.0.txt").read_text())
+    w = {"wer": round(100 * settings[best] / 160, 2), "lmwt": best, "penalty": 0.0}
+    (d / "wer.json").write_text(json.dumps(w if sweep else {"wer": w["wer"]}))
 
 
 def _model(exp: Path, acc: float, distill: dict = None, hidden: int = 8) -> None:
@@ -61,13 +72,17 @@ def test_results_table_and_claims(tmp_path):
                                                    "selection": {"dev_acc": 0.35}}))
     _decode(ens, "dev", 24)
     _decode(ens, "test", 16)
+    _decode(root / "exp/tri1", "test", 50, sweep=False)  # no dev decode: test at its own best, marked
+    (root / "exp/tri1/final.pkl").write_bytes(b"")
     text = write_results(root, root / "RESULTS.md", ["dev", "test"], "tdnn", "ensemble_logit", "student_k10",
                          str(post), extra_lines=["timing line"])
     assert (root / "RESULTS.md").read_text() == text
     rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
     # seeds grouped: mean and sample sd of the three WERs (32, 36, 34 errors of 160 -> 20.0, 22.5, 21.25 %)
+    # test at dev's LM weight (10), not at test's own best (12, two errors fewer)
     assert "| 21.25 ± 1.25 (n=3) |" in rows["tdnn"] and "tdnn_seed2" not in rows
     assert rows["ensemble_logit"].split(" | ")[1:4] == ["ensemble", "15.00", "10.00"]
+    assert rows["tri1"].split(" | ")[1:4] == ["gmm", "-", "30.00 †"]  # its own best: 48 errors
     names = [n for n in rows if n not in ("system",) and not n.startswith("---")]
     assert names.index("student_k1") < names.index("student_k1_nohard") < names.index("student_k10")
     # claim 1: student (mean 8.12% test) beats baseline (21.25%); bootstrap on the first seeds: 32 vs 12 errors
@@ -84,6 +99,35 @@ def test_results_table_and_claims(tmp_path):
     assert "at k=10 the soft labels keep 0.400 of the mass" in text
     assert "`student_k10` vs `student_interp_k10`: dev 13.12% vs 15.00%; test 8.12% vs 12.50%" in text
     assert text.rstrip().endswith("timing line")
+    # the compare command: one column a system, test at dev's setting, † at its own best
+    from kdhybrid.distill.results import compare_table
+
+    table = compare_table([root / "exp/tdnn", root / "exp/ensemble_logit", root / "exp/tri1"], ["dev", "test"], ["tgsmall"])
+    lines = table.splitlines()
+    assert lines[0].split() == ["#", "system", "tdnn", "ensemble_logit", "tri1"]
+    assert lines[1].split() == ["#", "WER", "dev", "(tgsmall)", "18.75", "15.00", "-"]
+    assert lines[2].split() == ["#", "WER", "test", "(tgsmall)", "20.00", "10.00", "30.00", "†"]
+    assert lines[3].split()[-3:] == ["30.0", "35.0", "-"] and lines[-1].startswith("# † scored at that set's own best")
+
+
+def test_dev_tuned_scoring_reads_the_kaldi_files(tmp_path):
+    """A wer_<lmwt>_<penalty> file read back gives the counts written; a test dir is scored at
+    dev's setting; a dev dir without a setting, or a test dir not scored at it, gives None."""
+    c = {"wer": 12.5, "errors": 20, "words": 160, "ins": 3, "del": 5, "sub": 12, "sentences": 40, "sentence_errors": 9}
+    (tmp_path / "w").write_text(kaldi_wer_file(c))
+    assert read_kaldi_wer_file(tmp_path / "w") == c
+    _decode(tmp_path / "e", "dev", 8)
+    _decode(tmp_path / "e", "test", 6)
+    counts, lmwt, wip, hyps = dev_tuned(tmp_path / "e/decode_tgsmall_test", tmp_path / "e/decode_tgsmall_dev")
+    assert (counts["errors"], lmwt, wip, hyps.name) == (6, 10, 0.0, "10.0.0.txt")
+    (tmp_path / "e/decode_tgsmall_test/scoring/10.0.0.txt").unlink()
+    assert dev_tuned(tmp_path / "e/decode_tgsmall_test", tmp_path / "e/decode_tgsmall_dev") is None
+    _decode(tmp_path / "f", "dev", 8, sweep=False)
+    _decode(tmp_path / "f", "test", 6)
+    assert dev_tuned(tmp_path / "f/decode_tgsmall_test", tmp_path / "f/decode_tgsmall_dev") is None
+    (tmp_path / "bad").write_text("%WER nothing\n")
+    with pytest.raises(ValueError, match="bad: no '%WER"):
+        read_kaldi_wer_file(tmp_path / "bad")
 
 
 def test_paired_bootstrap_identical_systems_is_not_significant():

@@ -94,10 +94,12 @@ def nnet_inputs(feats: Sequence[np.ndarray], cmvn: Sequence[Optional[np.ndarray]
 
     xs = [apply_cmvn(f, c, False) if c is not None else f for f, c in zip(feats, cmvn)]
     lengths = torch.tensor([len(x) for x in xs], dtype=torch.int64)
-    out = torch.zeros(len(xs), int(lengths.max()), xs[0].shape[1])
+    # padded in numpy: the features may be read-only (memory-mapped archives), which
+    # torch.from_numpy warns about; the padded copy is writable
+    out = np.zeros((len(xs), int(lengths.max()), xs[0].shape[1]), dtype=np.float32)
     for i, x in enumerate(xs):
-        out[i, : len(x)] = torch.from_numpy(np.asarray(x, dtype=np.float32))
-    return out, lengths
+        out[i, : len(x)] = x
+    return torch.from_numpy(out), lengths
 
 
 class NnetScorer(AcousticScorer):

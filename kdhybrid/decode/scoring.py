@@ -72,7 +72,7 @@ def score_sweep(data_dir, graph_dir, decode_dir, lmwts=range(7, 18), penalties=(
                 extra: Dict[str, object] = None) -> Dict[str, object]:
     """Kaldi's score.sh on a decode dir's lattices or n-best lists
     (:class:`kdhybrid.decode.lattice.DecodeResults`): for every LM weight and word insertion
-    penalty, the best paths (``scoring/<LMWT>.<penalty>.tra``, word ids) and their WER against
+    penalty, the best paths (``scoring/<LMWT>.<penalty>.tra``, word ids, and ``.txt``, words) and their WER against
     ``<data_dir>/text`` (``wer_<LMWT>_<penalty>``); then ``best_wer`` (Kaldi's line naming the
     best file), ``hyp.txt`` (the best setting's words) and ``wer.json`` (best setting, its
     counts, the whole grid and ``extra``)."""
@@ -96,6 +96,7 @@ def score_sweep(data_dir, graph_dir, decode_dir, lmwts=range(7, 18), penalties=(
             tra = "".join(f"{u} {' '.join(map(str, w))}\n".replace(" \n", "\n") for u, w in sorted(hyp_ids.items()))
             atomic_write_text(d / "scoring" / f"{lmwt}.{wip}.tra", tra)
             hyps = {u: " ".join(words.get(i, "<UNK>") for i in w) for u, w in hyp_ids.items()}
+            atomic_write_text(d / "scoring" / f"{lmwt}.{wip}.txt", "".join(f"{u} {h}\n".replace(" \n", "\n") for u, h in sorted(hyps.items())))
             c = wer_counts(refs, hyps)
             name = f"wer_{lmwt}_{wip}"
             atomic_write_text(d / name, kaldi_wer_file(c))
@@ -109,6 +110,49 @@ def score_sweep(data_dir, graph_dir, decode_dir, lmwts=range(7, 18), penalties=(
     atomic_write_text(d / "wer.json", json.dumps(out, indent=1) + "\n")
     atomic_write_text(d / "best_wer", kaldi_wer_line(c) + f" {d}/wer_{lmwt}_{wip}\n")
     return out
+
+
+def read_kaldi_wer_file(path) -> Dict[str, float]:
+    """The counts of a ``wer_<LMWT>_<penalty>`` file (:func:`kaldi_wer_file`, or Kaldi's
+    compute-wer output): wer, errors, words, ins, del, sub, and sentences/sentence_errors
+    when the ``%SER`` line is there."""
+    import re
+    from pathlib import Path
+
+    text = Path(path).read_text()
+    m = re.search(r"%WER\s+([\d.]+)\s+\[\s*(\d+)\s*/\s*(\d+),\s*(\d+)\s+ins,\s*(\d+)\s+del,\s*(\d+)\s+sub\s*\]", text)
+    if m is None:
+        raise ValueError(f"{path}: no '%WER x [ errors / words, i ins, d del, s sub ]' line")
+    c: Dict[str, float] = {"wer": float(m.group(1))}
+    c.update(zip(("errors", "words", "ins", "del", "sub"), map(int, m.groups()[1:])))
+    m = re.search(r"%SER\s+[\d.]+\s+\[\s*(\d+)\s*/\s*(\d+)\s*\]", text)
+    if m is not None:
+        c["sentence_errors"], c["sentences"] = int(m.group(1)), int(m.group(2))
+    return c
+
+
+def dev_tuned(decode_dir, dev_decode_dir):
+    """Score a test set's decode dir at the LM weight and insertion penalty that were best on
+    dev (tune on dev, report test as it comes), instead of test's own best (Kaldi's
+    ``best_wer``). Returns ``(counts, lmwt, penalty, hyps file)`` from the test dir's
+    ``wer_<lmwt>_<penalty>`` and ``scoring/<lmwt>.<penalty>.txt``, or None when the dev dir
+    records no setting or the test dir was not scored at it (another LM weight range, an
+    older scoring without the words file)."""
+    import json
+    from pathlib import Path
+
+    d, dv = Path(decode_dir), Path(dev_decode_dir)
+    try:
+        w = json.loads((dv / "wer.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if "lmwt" not in w or "penalty" not in w:
+        return None
+    lmwt, wip = w["lmwt"], w["penalty"]
+    f, hyps = d / f"wer_{lmwt}_{wip}", d / "scoring" / f"{lmwt}.{wip}.txt"
+    if not (f.is_file() and hyps.is_file()):
+        return None
+    return read_kaldi_wer_file(f), lmwt, wip, hyps
 
 
 def utterance_errors(refs: Dict[str, str], hyps: Dict[str, str]) -> Dict[str, int]:

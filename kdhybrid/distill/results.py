@@ -1,7 +1,9 @@
 """The reproduction table: RESULTS.md from the decode dirs' wer.json files, never by hand.
 
 A system is an exp dir with scored decode dirs ``decode_<lm>_<set>``. Its row gives the WER
-of each test set (the rescored LM's when present), the dev frame accuracy (best epoch of the
+of each test set (the rescored LM's when present) at the LM weight and insertion penalty best
+on dev (tuned on dev, never on test; a set decoded without a dev counterpart is marked and
+scored at its own best), the dev frame accuracy (the kept epoch, best dev CE, of the
 training history; for an ensemble, of the fused posteriors on dev), the parameters and the
 training time. Systems named ``<name>_seed<N>`` are grouped: mean and spread over seeds.
 The significance of the difference between two systems on a test set is a paired bootstrap
@@ -27,6 +29,8 @@ class System:
     kind: str  # gmm | member | ensemble | student
     wer: Dict[str, float] = field(default_factory=dict)  # set -> WER (%)
     decode_dirs: Dict[str, Path] = field(default_factory=dict)
+    hyps: Dict[str, Path] = field(default_factory=dict)  # set -> the hypotheses scored (Kaldi text)
+    own_best: List[str] = field(default_factory=list)  # sets scored at their own best setting (no dev to tune on)
     lm: str = ""
     dev_acc: Optional[float] = None
     params: Optional[int] = None
@@ -34,26 +38,46 @@ class System:
     note: str = ""
 
 
-def _decode_dir(exp: Path, test_set: str, lms: Sequence[str]) -> Tuple[Optional[Path], str]:
+def _decode_dir(exp: Path, test_set: str, lms: Sequence[str], prefix: str = "decode") -> Tuple[Optional[Path], str]:
     for lm in lms:
-        d = exp / f"decode_{lm}_{test_set}"
+        d = exp / f"{prefix}_{lm}_{test_set}"
         if (d / "wer.json").is_file():
             return d, lm
     return None, ""
 
 
-def describe(exp: Pathlike, sets: Sequence[str], lms: Sequence[str] = ("fglarge", "tglarge", "tgsmall")) -> Optional[System]:
-    """A :class:`System` of an exp dir, or None when it has no scored decode dir."""
+def describe(exp: Pathlike, sets: Sequence[str], lms: Sequence[str] = ("fglarge", "tglarge", "tgsmall"),
+             tune_set: str = "dev", prefix: str = "decode") -> Optional[System]:
+    """A :class:`System` of an exp dir, or None when it has no scored decode dir
+    ``<prefix>_<lm>_<set>`` (the first of ``lms`` there). Every set but ``tune_set`` is scored
+    at the LM weight and penalty best on ``tune_set`` with the same LM
+    (:func:`kdhybrid.decode.scoring.dev_tuned`) where both were scored so."""
+    from kdhybrid.decode.scoring import dev_tuned
+
     exp = Path(exp)
     s = System(exp.name, exp, "member")
     for x in sets:
-        d, lm = _decode_dir(exp, x, lms)
+        d, lm = _decode_dir(exp, x, lms, prefix)
         if d is not None:
             s.wer[x] = json.loads((d / "wer.json").read_text())["wer"]
             s.decode_dirs[x] = d
+            s.hyps[x] = d / "hyp.txt"
             s.lm = s.lm or lm
+            tuned = dev_tuned(d, exp / f"{prefix}_{lm}_{tune_set}") if x != tune_set else None
+            if tuned is not None:
+                s.wer[x], s.hyps[x] = tuned[0]["wer"], tuned[3]
+            elif x != tune_set:
+                s.own_best.append(x)
     if not s.wer:
         return None
+    describe_training(s)
+    return s
+
+
+def describe_training(s: System) -> None:
+    """Fill ``s``'s kind, dev frame accuracy, parameters, training time and note from its exp
+    dir (ensemble.json, a network's final.pt or a GMM's final.pkl)."""
+    exp = s.exp
     if (exp / "ensemble.json").is_file():
         cfg = json.loads((exp / "ensemble.json").read_text())
         s.kind = "ensemble"
@@ -82,16 +106,47 @@ def describe(exp: Pathlike, sets: Sequence[str], lms: Sequence[str] = ("fglarge"
     elif (exp / "final.pkl").is_file():
         s.kind = "gmm"
         s.note = "GMM-HMM"
-    return s
+
+
+def compare_table(exps: Sequence[Pathlike], sets: Sequence[str], lms: Sequence[str] = ("tgsmall", "tglarge"),
+                  prefix: str = "decode", tune_set: str = "dev") -> str:
+    """Exp dirs side by side, one column each (Kaldi's ``compare_wer.sh``): the WER of every
+    set and LM (other sets than ``tune_set`` at its best LM weight and penalty; † where a set
+    was scored at its own best), the dev frame accuracy, the parameters, the training time."""
+    cols = []
+    for e in exps:
+        s = System(Path(e).name, Path(e), "member")
+        describe_training(s)
+        per_lm = {lm: describe(e, sets, (lm,), tune_set, prefix) for lm in lms}
+        cols.append((s, per_lm))
+    rows = [["# system"] + [s.name for s, _ in cols]]
+    for lm in lms:
+        for x in sets:
+            cells = []
+            for _, per_lm in cols:
+                d = per_lm[lm]
+                cells.append("-" if d is None or x not in d.wer else f"{d.wer[x]:.2f}" + (" †" if x in d.own_best else ""))
+            rows.append([f"# WER {x} ({lm})"] + cells)
+    rows.append(["# dev frame acc (%)"] + [f"{100 * s.dev_acc:.1f}" if s.dev_acc is not None else "-" for s, _ in cols])
+    rows.append(["# params (M)"] + [f"{s.params / 1e6:.2f}" if s.params else "-" for s, _ in cols])
+    rows.append(["# train time (s)"] + [f"{s.train_seconds:.0f}" if s.train_seconds else "-" for s, _ in cols])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+    if any("†" in c for r in rows for c in r):
+        lines.append(f"# † scored at that set's own best LM weight (no {tune_set} decode, or not scored at {tune_set}'s setting)")
+    return "\n".join(lines) + "\n"
 
 
 def describe_model(exp: Path):
-    """(best dev frame accuracy, parameters, training seconds, checkpoint) of a final.pt."""
+    """(dev frame accuracy of the epoch final.pt holds (the best dev CE), parameters, training
+    seconds, checkpoint) of a final.pt; the best accuracy of the history when the epoch is
+    not recorded."""
     import torch
 
     ck = torch.load(exp / "final.pt", map_location="cpu")
     hist = ck.get("history") or []
-    acc = max((h["dev_acc"] for h in hist), default=None)
+    kept = [h["dev_acc"] for h in hist if "epoch" in ck and h.get("epoch") == ck["epoch"]]
+    acc = kept[0] if kept else max((h["dev_acc"] for h in hist), default=None)
     if ck.get("num_params") is None:
         ck["num_params"] = sum(v.numel() for v in ck["state_dict"].values() if v.dtype.is_floating_point)
     return acc, ck.get("num_params"), ck.get("train_seconds"), ck
@@ -108,12 +163,14 @@ def paired_bootstrap(err_a: np.ndarray, err_b: np.ndarray, words: np.ndarray, n:
     return float(min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())))
 
 
-def utterance_error_vector(decode_dir: Path, data_dir: Path) -> Tuple[np.ndarray, np.ndarray, List[str]]:
+def utterance_error_vector(hyps_file: Path, data_dir: Path) -> Tuple[np.ndarray, np.ndarray, List[str]]:
+    """(errors (U,) int, reference words (U,) int, utterance ids) of a hypotheses file (Kaldi
+    text) against ``<data_dir>/text``, utterances sorted."""
     from kdhybrid.decode.scoring import utterance_errors
     from kdhybrid.io.tables import read_text_table
 
     refs = dict(read_text_table(data_dir / "text", min_fields=1))
-    hyps = dict(read_text_table(decode_dir / "hyp.txt", min_fields=1))
+    hyps = dict(read_text_table(hyps_file, min_fields=1))
     e = utterance_errors(refs, hyps)
     keys = sorted(refs)
     return np.array([e[k] for k in keys]), np.array([len(refs[k].split()) for k in keys]), keys
@@ -149,13 +206,15 @@ def write_results(recipe_dir: Pathlike, out: Pathlike, sets: Sequence[str], base
     lines = ["# synth_en results", "",
              "Written by `python -m kdhybrid.bin.results` (the recipe's last stage) from the decode dirs' `wer.json`; do not edit.",
              "WER (%) after rescoring with the large LM (`tglarge`, or the 4-gram `fglarge`) where the system was rescored, else the graph LM (`tgsmall`);",
-             "each the best LM weight / insertion penalty on that set (Kaldi's `best_wer` convention). Dev frame accuracy: best epoch.",
+             "test sets at the LM weight / insertion penalty best on dev with the same LM (tuned on dev, never on test; "
+             "dev itself at its best, Kaldi's `best_wer`; † marks a WER at that set's own best, where no dev decode was there to tune on). "
+             "Dev frame accuracy: the kept epoch (best dev cross-entropy), on the frames the outputs land on (an ensemble's: its fused posteriors, the same frames).",
              "", "| system | kind | " + " | ".join(f"{x} WER" for x in sets) + " | dev frame acc | params | train time (s) | LM | what |",
              "|---|---|" + "---|" * len(sets) + "---|---|---|---|---|"]
     for n in names:
         g = groups[n]
         s0 = g[0]
-        cells = [_fmt([s.wer.get(x) for s in g]) for x in sets]
+        cells = [_fmt([s.wer.get(x) for s in g]) + (" †" if any(x in s.own_best for s in g) else "") for x in sets]
         acc = _fmt([100 * s.dev_acc if s.dev_acc is not None else None for s in g], 1)
         params = f"{s0.params / 1e6:.2f} M" if s0.params else "-"
         secs = _fmt([s.train_seconds for s in g], 0)
@@ -224,9 +283,9 @@ def claims_text(root: Path, by: Dict[str, List[System]], sets, baseline: str, en
         b, s = by[baseline], by[student]
         bw, sw = _mean_wer(b, test), _mean_wer(s, test)
         p = None
-        if b[0].decode_dirs.get(test) and s[0].decode_dirs.get(test):
-            ea, words, _ = utterance_error_vector(b[0].decode_dirs[test], root / "data" / test)
-            eb, _, _ = utterance_error_vector(s[0].decode_dirs[test], root / "data" / test)
+        if b[0].hyps.get(test) and s[0].hyps.get(test):
+            ea, words, _ = utterance_error_vector(b[0].hyps[test], root / "data" / test)
+            eb, _, _ = utterance_error_vector(s[0].hyps[test], root / "data" / test)
             p = paired_bootstrap(ea, eb, words)
         verdict = "beats" if sw < bw else "does not beat"
         out.append(f"1. **Student vs baseline.** The student `{student}` {verdict} the hard-label baseline `{baseline}` on {test}: "
