@@ -25,7 +25,8 @@ echo "$0 $*"
 if [ $# -ne 3 ]; then printf '%s\n' "$help_message" 1>&2; exit 1; fi
 set -euo pipefail
 data=$1; teacher=$2; dir=$3
-for f in $data/feats.scp $data/cmvn.scp; do [ -f $f ] || { echo "$0: no such file $f" 1>&2; exit 1; }; done
+# cmvn.scp: fbank dirs; a dir of GMM-adapted features (feats_origin.json) is used as it is
+for f in $data/feats.scp $([ -f $data/feats_origin.json ] || echo $data/cmvn.scp); do [ -f $f ] || { echo "$0: no such file $f" 1>&2; exit 1; }; done
 [ -f $teacher/ensemble.json ] || [ -f $teacher/final.pt ] || { echo "$0: no ensemble.json or final.pt in $teacher" 1>&2; exit 1; }
 mkdir -p $dir/log
 opts="--topk $topk --temperature $temperature --batch-frames $batch_frames"

@@ -261,6 +261,17 @@ def test_fmllr_features_for_neural_models(sat, tmp_path):
         check_input_features(scorer, job)
     with pytest.raises(ValueError, match=r"its features are fbank, but .* was trained on fmllr\(tri3\) features"):
         check_input_features(scorer, src)
+    # the teacher dump runs on the fMLLR dir (no cmvn.scp): one posterior a frame, read back by kaldi_native_io
+    import kaldi_native_io as kio
+
+    from kdhybrid.train.trainer import save_final
+
+    (tmp_path / "net").mkdir()
+    save_final(tmp_path / "net/final.pt", net, torch.zeros(5), {})
+    _run(sat, f"steps/dump_teacher_posteriors.sh --nj 2 --topk 3 data-fmllr-tri3/train {tmp_path}/net {tmp_path}/post")
+    frames = {u: int(n) for u, n in (l.split() for l in (tgt / "utt2num_frames").read_text().splitlines())}
+    got = {u: len(post) for u, post in kio.SequentialPosteriorReader(f"scp:{tmp_path}/post/post.scp")}
+    assert got == frames and all(len(f) == 3 for _, post in kio.SequentialPosteriorReader(f"scp:{tmp_path}/post/post.scp") for f in post)
     from lhotse import CutSet
 
     from kdhybrid.data.cuts import CMVN_FIELD

@@ -92,6 +92,9 @@ def test_results_table_and_claims(tmp_path):
     assert p < 0.001
     assert "beats the hard-label baseline `tdnn` on test: 8.12% vs 21.25% WER" in text and f"p = {p:.3f}" in text
     assert "The student beats the ensemble `ensemble_logit` on test: 8.12% vs 10.00%" in text
+    # Chebotar & Waters' premise: (21.25 - 10.00) / 21.25 = 52.9% below its member (the seeds' mean)
+    assert ("3. **Ensemble vs its best member.** `ensemble_logit` (logit fusion of `tdnn`) has 10.00% WER on test against "
+            "21.25% for its best member on dev, `tdnn`: 52.9% relative better (paired bootstrap p = 0.000") in text
     assert "with the hard labels: k=1 15.62, k=10 13.12; without them: k=1 25.00. The lowest is `student_k10`" in text
     # why: the row against the mass curve (0.2 + 0.02 k), and what the hard labels are worth (25.00 - 15.62)
     assert ("With them the dev WER falls at every step as k grows from 1 to 10 (15.62 to 13.12) and the mass kept "

@@ -276,27 +276,62 @@ def _k_trend(grid: Dict[Tuple[str, bool], List[System]], korder: List[str], curv
     return (text[0].upper() + text[1:] + ".") if parts else ""
 
 
+def _p_value(a: System, b: System, x: str, root: Path) -> Optional[float]:
+    """Paired bootstrap p-value of ``a`` against ``b`` on set ``x`` (the hypotheses scored)."""
+    if not (a.hyps.get(x) and b.hyps.get(x)):
+        return None
+    ea, words, _ = utterance_error_vector(a.hyps[x], root / "data" / x)
+    eb, _, _ = utterance_error_vector(b.hyps[x], root / "data" / x)
+    return paired_bootstrap(ea, eb, words)
+
+
 def claims_text(root: Path, by: Dict[str, List[System]], sets, baseline: str, ensemble: str, student: str, post_dir: Optional[str]) -> List[str]:
-    out = ["## The papers' claims on this data", ""]
+    """The claims section: one numbered paragraph a claim whose systems are in ``by``."""
+    out = _claims(root, by, sets, baseline, ensemble, student, post_dir)
+    return ["## The papers' claims on this data", ""] + [f"{i}. {t}" for i, t in enumerate(out, 1)]
+
+
+def _ensemble_vs_members(root: Path, by: Dict[str, List[System]], ensemble: str, sets, test: str) -> Optional[str]:
+    """Chebotar & Waters' premise: the ensemble beats its best member (chosen on dev)."""
+    e = by[ensemble][0]
+    cfg = json.loads((e.exp / "ensemble.json").read_text())
+    members = [Path(m).name for m in cfg["members"] if Path(m).name in by]
+    dev = "dev" if "dev" in sets else sets[0]
+    scored = [m for m in members if _mean_wer(by[m], dev) is not None and _mean_wer(by[m], test) is not None]
+    if not scored or _mean_wer(by[ensemble], test) is None:
+        return None
+    best = min(scored, key=lambda m: _mean_wer(by[m], dev))
+    mw, ew = _mean_wer(by[best], test), _mean_wer(by[ensemble], test)
+    p = _p_value(by[best][0], e, test, root)
+    rel = 100 * (mw - ew) / mw
+    return (f"**Ensemble vs its best member.** `{ensemble}` ({cfg['fusion']} fusion of {', '.join(f'`{m}`' for m in members)}) "
+            f"has {ew:.2f}% WER on {test} against {mw:.2f}% for its best member on {dev}, `{best}`: {rel:.1f}% relative "
+            + ("better" if rel > 0 else "worse") + (f" (paired bootstrap p = {p:.3f}" + (", significant at 0.05)." if p < 0.05 else ", not significant at 0.05).")
+                                                    if p is not None else "."))
+
+
+def _claims(root: Path, by: Dict[str, List[System]], sets, baseline: str, ensemble: str, student: str, post_dir: Optional[str]) -> List[str]:
+    out: List[str] = []
     test = "test" if "test" in sets else sets[-1]
     if baseline in by and student in by:
         b, s = by[baseline], by[student]
         bw, sw = _mean_wer(b, test), _mean_wer(s, test)
-        p = None
-        if b[0].hyps.get(test) and s[0].hyps.get(test):
-            ea, words, _ = utterance_error_vector(b[0].hyps[test], root / "data" / test)
-            eb, _, _ = utterance_error_vector(s[0].hyps[test], root / "data" / test)
-            p = paired_bootstrap(ea, eb, words)
+        p = _p_value(b[0], s[0], test, root)
         verdict = "beats" if sw < bw else "does not beat"
-        out.append(f"1. **Student vs baseline.** The student `{student}` {verdict} the hard-label baseline `{baseline}` on {test}: "
-                   f"{sw:.2f}% vs {bw:.2f}% WER ({'mean over seeds, ' if len(s) > 1 or len(b) > 1 else ''}paired bootstrap on the first seed's "
-                   f"per-utterance errors, p = {p:.3f}" + (", significant at 0.05)." if p is not None and p < 0.05 else ", not significant at 0.05)."))
+        out.append(f"**Student vs baseline.** The student `{student}` {verdict} the hard-label baseline `{baseline}` on {test}: "
+                   f"{sw:.2f}% vs {bw:.2f}% WER ({'mean over seeds, ' if len(s) > 1 or len(b) > 1 else ''}"
+                   + (f"paired bootstrap on the first seed's per-utterance errors, p = {p:.3f}"
+                      + (", significant at 0.05)." if p < 0.05 else ", not significant at 0.05).") if p is not None else "no hypotheses to test)."))
     if ensemble in by and student in by:
         ew, sw = _mean_wer(by[ensemble], test), _mean_wer(by[student], test)
         verdict = "beats" if sw < ew else "does not beat"
-        out.append(f"2. **Student vs teacher ensemble.** The student {verdict} the ensemble `{ensemble}` on {test}: {sw:.2f}% vs {ew:.2f}% "
+        out.append(f"**Student vs teacher ensemble.** The student {verdict} the ensemble `{ensemble}` on {test}: {sw:.2f}% vs {ew:.2f}% "
                    f"(Yang et al. report the student beating the ensemble; " + ("reproduced here)." if sw < ew else "not reproduced here).")
                    )
+    if ensemble in by and by[ensemble][0].kind == "ensemble":
+        t = _ensemble_vs_members(root, by, ensemble, sets, test)
+        if t:
+            out.append(t)
     # the k grid: systems named student_k<k> (hard + soft) and student_k<k>_nohard (soft only)
     grid = {}
     for n, g in by.items():
@@ -314,7 +349,7 @@ def claims_text(root: Path, by: Dict[str, List[System]], sets, baseline: str, en
         best = min(grid, key=lambda kn: _mean_wer(grid[kn], dev) or 1e9)
         name = f"student_k{best[0]}" + ("_nohard" if best[1] else "")
         mass = ", ".join(f"top-{kk} {curve[str(kk)]:.3f}" for kk in (1, 5, 10, 20, 40, 100) if str(kk) in curve)
-        text = (f"3. **Which k.** {dev} WER (%) of the top-k students with the hard labels: {row(False) or '-'}; "
+        text = (f"**Which k.** {dev} WER (%) of the top-k students with the hard labels: {row(False) or '-'}; "
                 f"without them: {row(True) or '-'}. The lowest is `{name}` ({_mean_wer(grid[best], dev):.2f}%). "
                 f"The teacher's mean probability mass kept by the top k (Yang et al.'s Figure 1, `{post_dir}/mass_curve.png`): {mass}")
         if best[0].isdigit() and str(best[0]) in curve:
@@ -324,5 +359,5 @@ def claims_text(root: Path, by: Dict[str, List[System]], sets, baseline: str, en
     if interp and student in by:
         test_sets = [x for x in sets if all(_mean_wer(by[n], x) is not None for n in (interp[0], student))]
         cmp = "; ".join(f"{x} {_mean_wer(by[student], x):.2f}% vs {_mean_wer(by[interp[0]], x):.2f}%" for x in test_sets)
-        out.append(f"4. **Multitask vs label interpolation** (Lee & Chang's baseline): `{student}` vs `{interp[0]}`: {cmp}.")
+        out.append(f"**Multitask vs label interpolation** (Lee & Chang's baseline): `{student}` vs `{interp[0]}`: {cmp}.")
     return out
