@@ -31,10 +31,9 @@ def main() -> int:
     t0 = time.time()
     members = load_members(a.members)
     from kdhybrid.data.cuts import read_cuts_info
+    from kdhybrid.decode.acoustic import check_input_features
 
-    have = read_cuts_info(Path(a.dev_cuts) / "cuts.jsonl.gz").get("features", "")
-    if have and members[0].input_features and have != members[0].input_features:
-        raise ValueError(f"{a.dev_cuts}: the cuts' features are {have}, but the members were trained on {members[0].input_features}")
+    check_input_features(members[0], a.dev_cuts, read_cuts_info(Path(a.dev_cuts) / "cuts.jsonl.gz").get("features", ""))
     cuts = CutSet.from_file(Path(a.dev_cuts) / "cuts.jsonl.gz")
     grid = simplex_grid(len(a.members), a.grid_step) if len(a.members) > 1 else [[1.0]]
     res = frame_ce_grid(members, cuts, grid, [a.fusion])

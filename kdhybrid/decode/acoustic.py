@@ -135,16 +135,19 @@ class NnetScorer(AcousticScorer):
         return [lp - self.log_priors[None, :] for lp in self.log_posteriors(feats, cmvn)]
 
 
-def check_input_features(scorer: AcousticScorer, data_dir: Pathlike) -> None:
-    """Refuse a data dir whose features are not those the network was trained on (both are
-    40-dimensional in the recipes, so nothing else would notice).
+def check_input_features(scorer: AcousticScorer, data_dir: Pathlike, have: Optional[str] = None) -> None:
+    """Refuse a data dir (or cuts) whose features are not those the network was trained on
+    (both are 40-dimensional in the recipes, so nothing else would notice).
 
+    :param have: the features of ``data_dir`` when known otherwise (cuts record them:
+        :func:`kdhybrid.data.cuts.read_cuts_info`; "" when unrecorded, not checked); default
+        :func:`kdhybrid.io.datadir.feature_kind` of the data dir.
     :raises ValueError: naming the data dir, its features, the model and its features."""
     from kdhybrid.io.datadir import feature_kind
 
     want = getattr(scorer, "input_features", "")
-    have = feature_kind(data_dir)
-    if want and want != have:
+    have = feature_kind(data_dir) if have is None else have
+    if want and have and want != have:
         raise ValueError(f"{data_dir}: its features are {have}, but {scorer.description} was trained on {want} "
                          f"features: give it the data dir made for it (e.g. data-fmllr-tri3/<set> from steps/make_fmllr_feats.sh)")
 

@@ -52,10 +52,20 @@ def describe(exp: Pathlike, sets: Sequence[str], lms: Sequence[str] = ("fglarge"
     ``<prefix>_<lm>_<set>`` (the first of ``lms`` there). Every set but ``tune_set`` is scored
     at the LM weight and penalty best on ``tune_set`` with the same LM
     (:func:`kdhybrid.decode.scoring.dev_tuned`) where both were scored so."""
-    from kdhybrid.decode.scoring import dev_tuned
-
     exp = Path(exp)
     s = System(exp.name, exp, "member")
+    _score_sets(s, sets, lms, tune_set, prefix)
+    if not s.wer:
+        return None
+    describe_training(s)
+    return s
+
+
+def _score_sets(s: System, sets: Sequence[str], lms: Sequence[str], tune_set: str, prefix: str) -> None:
+    """Fill ``s``'s WER, decode dirs and hypotheses of each set it was decoded on (see :func:`describe`)."""
+    from kdhybrid.decode.scoring import dev_tuned
+
+    exp = s.exp
     for x in sets:
         d, lm = _decode_dir(exp, x, lms, prefix)
         if d is not None:
@@ -68,10 +78,6 @@ def describe(exp: Pathlike, sets: Sequence[str], lms: Sequence[str] = ("fglarge"
                 s.wer[x], s.hyps[x] = tuned[0]["wer"], tuned[3]
             elif x != tune_set:
                 s.own_best.append(x)
-    if not s.wer:
-        return None
-    describe_training(s)
-    return s
 
 
 def describe_training(s: System) -> None:
@@ -116,8 +122,11 @@ def compare_table(exps: Sequence[Pathlike], sets: Sequence[str], lms: Sequence[s
     cols = []
     for e in exps:
         s = System(Path(e).name, Path(e), "member")
-        describe_training(s)
-        per_lm = {lm: describe(e, sets, (lm,), tune_set, prefix) for lm in lms}
+        describe_training(s)  # once: it loads the checkpoints
+        per_lm = {}
+        for lm in lms:
+            per_lm[lm] = System(s.name, s.exp, s.kind)
+            _score_sets(per_lm[lm], sets, (lm,), tune_set, prefix)
         cols.append((s, per_lm))
     rows = [["# system"] + [s.name for s, _ in cols]]
     for lm in lms:
@@ -125,7 +134,7 @@ def compare_table(exps: Sequence[Pathlike], sets: Sequence[str], lms: Sequence[s
             cells = []
             for _, per_lm in cols:
                 d = per_lm[lm]
-                cells.append("-" if d is None or x not in d.wer else f"{d.wer[x]:.2f}" + (" †" if x in d.own_best else ""))
+                cells.append("-" if x not in d.wer else f"{d.wer[x]:.2f}" + (" †" if x in d.own_best else ""))
             rows.append([f"# WER {x} ({lm})"] + cells)
     rows.append(["# dev frame acc (%)"] + [f"{100 * s.dev_acc:.1f}" if s.dev_acc is not None else "-" for s, _ in cols])
     rows.append(["# params (M)"] + [f"{s.params / 1e6:.2f}" if s.params else "-" for s, _ in cols])
