@@ -40,6 +40,22 @@
 #      with and without hard labels, label interpolation, member-initialised and small
 #      students, 3 seeds of baseline and default student; all decoded on --grid-sets;
 #      RESULTS.md rewritten with every row
+#  14  sequence training (not in the default run; after stage 11 or 13): for each of
+#      --seq-models (default: every member of the zoo and the default student)
+#      its numerator alignment of the training data (steps/align_nnet.sh, exp/<m>_ali), its
+#      denominator lattices (steps/make_denlats.sh, exp/<m>_denlats) and a copy fine-tuned
+#      with --seq-criterion (steps/train_sequence.sh: exp/<m>_<criterion>, dev WER each
+#      epoch), decoded; the logit-fusion ensemble of the zoo and its sequence-trained members,
+#      weights searched over all of them (exp/ensemble_logit_<criterion>), decoded;
+#      RESULTS.md rewritten with their rows and claims
+#  15  LM-to-AM distillation (Lee & Chang; not in the default run, after stage 8): unit LMs
+#      of --lm-units on the LM text (steps/train_unit_lm.sh, exp/unit_lm/<unit>), their
+#      frame-wise posteriors of the training data (steps/dump_lm_posteriors.sh), the
+#      baseline's architecture and config trained with auxiliary heads, one run per entry of
+#      --lm-ablation (exp/<baseline>_lm_<units>), and label interpolation of the senone LM's
+#      targets into the main head (exp/<baseline>_lminterp_senone); with --lm-sweep, the
+#      stability experiment: the senone head at each weight (exp/<baseline>_lm_senone_w<w>)
+#      against interpolation at each lambda (exp/<baseline>_lminterp_senone_l<w>); decoded; RESULTS.md
 
 # Begin configuration section.
 stage=1
@@ -73,7 +89,7 @@ nnet_feats=fmllr    # the neural models' inputs: fmllr, the final GMM's LDA+MLLT
                     # 3 epochs rose from 28.1% to 38.2%), or fbank (data/<set>, fbank + per-speaker CMVN); with
                     # --gmm-final tri1 (no speaker adaptation) always fbank
 gmm_seed=1          # seeds the GMM stages' Gaussian mix-up (same corpus and seed: byte-identical models)
-zoo="tdnn blstm cnn_tdnn"
+zoo="tdnn tdnn_seed2 blstm"  # stage 7: <arch> (conf/<arch>.yaml) or <arch>_seed<N>; the first is the baseline
 decode_sets="dev test"   # the core's test sets (stages 8-12)
 grid_sets="dev test test_heldout"  # stage 13 decodes every system of the table on these
 decode_opts="--beam 13 --max-active 7000 --lattice-beam 6"  # neural models' decodes (Kaldi's decode.sh defaults)
@@ -91,6 +107,16 @@ small_hidden=128    # the small student of stage 13
 small_layers=4
 topk=10             # the dump's and the default student's k
 student_config=conf/student.yaml
+seq_models=         # stage 14's networks; default: the zoo's members and student_k<topk>
+seq_criterion=smbr  # stage 14's criterion: smbr | mmi | bmmi
+seq_opts=           # more steps/train_sequence.sh options for stage 14, e.g. "--epochs 2 --lr 2e-5"
+lm_units="monophone senone subword"  # stage 15's unit LMs
+lm_ablation="monophone senone subword monophone,senone,subword"  # stage 15's runs: the heads of each (comma-separated)
+lm_head_weight=0.3  # stage 15: every head's weight alpha_u
+lm_interp=0.3       # stage 15: the label interpolation's lambda (empty: no interpolation run)
+lm_seconds=600      # stage 15: each unit LSTM's training budget (wall clock)
+lm_sweep=           # stage 15: head weights = interpolation lambdas of the stability experiment, e.g. "0.1 0.3 0.5 0.7 0.9"
+lm_topk=16          # stage 15: units kept per frame in the dumps
 phone_timings=      # corpus meta jsonl with reference phone timings (synth_en), optional
 # End configuration section.
 
@@ -249,9 +275,10 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   log "Stage 7: acoustic model zoo (frame cross-entropy on $gmm_final senones)"
   zoo_data="$nd/train $ali"; zoo_cuts=$nd/cuts
   $speed_perturb && { zoo_data="$nd/train_sp ${ali}_sp"; zoo_cuts=$nd/cuts_sp; }
-  for arch in $zoo; do
-    [ -f exp/$arch/final.pt ] || steps/train_nnet.sh --cmd "$nnet_cmd" --config conf/$arch.yaml --cuts $zoo_cuts \
-      --dev-data $nd/dev --dev-ali ${ali}_dev $zoo_data exp/$arch
+  for m in $zoo; do  # <arch> (conf/<arch>.yaml) or <arch>_seed<N> (the same config, seed N)
+    [ -f exp/$m/final.pt ] || steps/train_nnet.sh --cmd "$nnet_cmd" --config conf/${m%_seed*}.yaml --cuts $zoo_cuts \
+      $([ "$m" != "${m%_seed*}" ] && echo "--set-opts seed=${m##*_seed}" || true) \
+      --dev-data $nd/dev --dev-ali ${ali}_dev $zoo_data exp/$m
   done
   python -m kdhybrid.bin.plot_learning_curves --out exp/zoo_learning_curves.png --title "the zoo on $gmm_final's senones" \
     $(for a in $zoo; do echo -n "exp/$a "; done)
@@ -297,7 +324,7 @@ fi
 results() {  # results <sets> <notes...>
   local sets=$1; shift
   local notes=()
-  for n in "$@"; do notes+=(--note "$n"); done
+  for n in "$@"; do if [ -n "$n" ]; then notes+=(--note "$n"); fi; done
   local figs=()
   if [ -f exp/zoo_learning_curves.png ]; then
     cp exp/zoo_learning_curves.png learning_curves.png
@@ -307,6 +334,10 @@ results() {  # results <sets> <notes...>
     --post-dir $post "${notes[@]}" "${figs[@]}" RESULTS.md > /dev/null
 }
 elapsed() { local t=$(( $(date +%s) - $1 )); echo "$((t / 60)) min $((t % 60)) s"; }
+run_notes() {  # the wall-time lines of the stages run so far (core, grid, sequence training, LM heads)
+  local f
+  for f in core grid seq lm; do cat exp/results_${f}_time.txt 2>/dev/null || true; done
+}
 
 if [ $stage -le 12 ] && [ $stop_stage -ge 12 ]; then
   log "Stage 12: RESULTS.md"
@@ -329,8 +360,7 @@ if [ $stage -le 13 ] && [ $stop_stage -ge 13 ]; then
     [ -f exp/$name/final.pt ] || steps/train_student.sh --cmd "$nnet_cmd" --config $student_config --cuts $nd/cuts "$@" --set-opts "$o" \
       --dev-data $nd/dev $nd/train $ali $p exp/$name
     dec exp/$name "$grid_sets"
-    results "$grid_sets" "$(cat exp/results_core_time.txt 2>/dev/null || true)" \
-      "Full grid (\`./run.sh --stage 13\`): still running, $(elapsed $t13) so far when this table was written."
+    results "$grid_sets" "$(run_notes)" "Full grid (\`./run.sh --stage 13\`): still running, $(elapsed $t13) so far when this table was written."
   }
   # in order of importance, so that a stopped grid has the rows that matter most
   for m in tri1 $zoo ensemble_posterior ensemble_logit student_k$topk; do dec exp/$m "$grid_sets"; done
@@ -355,7 +385,82 @@ if [ $stage -le 13 ] && [ $stop_stage -ge 13 ]; then
     student student_kall ${pk}all_train "distill.objective=full"
     student student_kall_nohard ${pk}all_train "distill.objective=full distill.hard_weight=0"
   fi
-  results "$grid_sets" "$(cat exp/results_core_time.txt 2>/dev/null || true)" \
-    "Full grid (\`./run.sh --stage 13\`) wall time on this machine ($(nproc) cores): $(elapsed $t13)."
+  echo "Full grid (\`./run.sh --stage 13\`) wall time on this machine ($(nproc) cores): $(elapsed $t13)." > exp/results_grid_time.txt
+  results "$grid_sets" "$(run_notes)"
   log "RESULTS.md written (full grid)"
+fi
+
+if [ $stage -le 14 ] && [ $stop_stage -ge 14 ]; then
+  seq_models=${seq_models:-"$zoo student_k$topk"}
+  log "Stage 14: $seq_criterion training of $seq_models"
+  t14=$(date +%s)
+  sets=$decode_sets  # after the full grid: its sets, so the table keeps its columns
+  [ -f exp/results_grid_time.txt ] && sets=$grid_sets
+  for m in $seq_models; do
+    [ -f exp/$m/final.pt ] || { echo "$0: stage 14: no exp/$m/final.pt (stages 7 and 11 make the zoo and the student)" 1>&2; exit 1; }
+    s=exp/${m}_$seq_criterion
+    if [ ! -f $s/final.pt ]; then
+      a=exp/${m}_ali
+      [ -f $a/num_jobs ] && [ -f $a/ali.$(cat $a/num_jobs).gz ] || \
+        steps/align_nnet.sh --nj $nj --cmd "$train_cmd" --tree-dir exp/$gmm_final $nd/train data/lang exp/$m $a
+      steps/make_denlats.sh --nj $nj --cmd "$train_cmd" --tree-dir exp/$gmm_final $nd/train data/lang exp/$m exp/${m}_denlats
+      steps/train_sequence.sh --cmd "$nnet_cmd" --criterion $seq_criterion --resume true $seq_opts \
+        --dev-data $nd/dev --graph-dir exp/$gmm_final/graph_tgsmall $nd/train $a exp/${m}_denlats exp/$m $s
+    fi
+    dec $s "$sets"
+  done
+  seq_members=$(for m in $seq_models; do case " $zoo " in *" $m "*) echo -n "exp/${m}_$seq_criterion ";; esac; done)
+  if [ -n "$seq_members" ]; then
+    e=exp/ensemble_logit_$seq_criterion
+    [ -f $e/ensemble.json ] || \
+      steps/make_ensemble.sh --fusion logit --dev-cuts $nd/cuts/dev --dev-data $nd/dev --criterion $ens_criterion \
+        --candidates $ens_candidates --graph exp/$gmm_final/graph_tgsmall --nj $nj --cmd "$decode_cmd" \
+        --decode-opts "--acwt $nnet_acwt $decode_opts" --scoring-opts "$scoring_opts" $e $members $seq_members
+    dec $e "$sets"
+  fi
+  echo "Sequence training (\`./run.sh --stage 14\`, $seq_criterion of $seq_models) wall time on this machine ($(nproc) cores): $(elapsed $t14)." \
+    > exp/results_seq_time.txt
+  results "$sets" "$(run_notes)"
+  log "RESULTS.md written (sequence training)"
+fi
+
+if [ $stage -le 15 ] && [ $stop_stage -ge 15 ]; then
+  base=${zoo%% *}; conf=conf/${base%_seed*}.yaml  # the hard-label baseline and its config
+  log "Stage 15: LM-to-AM distillation: unit LMs ($lm_units), $base with LM heads ($lm_ablation)"
+  t15=$(date +%s)
+  sets=$decode_sets
+  [ -f exp/results_grid_time.txt ] && sets=$grid_sets
+  for u in $lm_units; do
+    steps/train_unit_lm.sh --cmd "$train_cmd" --unit $u --max-seconds $lm_seconds \
+      $([ $u = senone ] && echo "--max-train-tokens 3000000" || true) data/local/lm/lm_text.txt data/lang $ali exp/unit_lm/$u
+    steps/dump_lm_posteriors.sh --nj $nj --cmd "$train_cmd" --topk $lm_topk --cuts $nd/cuts/train \
+      $nd/train data/lang $ali exp/unit_lm/$u exp/unit_lm/$u/post_train
+  done
+  lm_heads_run() {  # lm_heads_run <name> <units, comma-separated> <weight>: the baseline with those heads, decoded
+    local u o=""
+    for u in ${2//,/ }; do
+      [ -f exp/unit_lm/$u/post_train/post.scp ] || { echo "$0: stage 15: $u is not in --lm-units" 1>&2; exit 1; }
+      o="$o lm_heads.posts.$u=exp/unit_lm/$u/post_train/post.scp lm_heads.weights.$u=$3"
+    done
+    [ -f exp/$1/final.pt ] || steps/train_nnet.sh --cmd "$nnet_cmd" --config $conf --cuts $nd/cuts --set-opts "$o" \
+      --dev-data $nd/dev --dev-ali ${ali}_dev $nd/train $ali exp/$1
+    dec exp/$1 "$sets"
+  }
+  lm_interp_run() {  # lm_interp_run <name> <lambda>: the senone LM's targets interpolated into the main head, decoded
+    [ -f exp/unit_lm/senone/post_train/post.scp ] || { echo "$0: stage 15: label interpolation needs the senone LM (--lm-units)" 1>&2; exit 1; }
+    [ -f exp/$1/final.pt ] || steps/train_student.sh --cmd "$nnet_cmd" --config $conf --cuts $nd/cuts \
+      --set-opts "distill.objective=interpolation distill.alpha=$2" --dev-data $nd/dev \
+      $nd/train $ali exp/unit_lm/senone/post_train exp/$1
+    dec exp/$1 "$sets"
+  }
+  for heads in $lm_ablation; do lm_heads_run ${base}_lm_${heads//,/_} $heads $lm_head_weight; done
+  [ -n "$lm_interp" ] && lm_interp_run ${base}_lminterp_senone $lm_interp
+  for w in $lm_sweep; do  # the stability experiment: the senone head's weight against interpolation's lambda
+    lm_heads_run ${base}_lm_senone_w$w senone $w
+    lm_interp_run ${base}_lminterp_senone_l$w $w
+  done
+  echo "LM-to-AM distillation (\`./run.sh --stage 15\`: unit LMs $lm_units; heads $lm_ablation) wall time on this machine ($(nproc) cores): $(elapsed $t15)." \
+    > exp/results_lm_time.txt
+  results "$sets" "$(run_notes)"
+  log "RESULTS.md written (LM-to-AM distillation)"
 fi

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kdhybrid.decode.scoring import dev_tuned, kaldi_wer_file, read_kaldi_wer_file
-from kdhybrid.distill.results import paired_bootstrap, write_results
+from kdhybrid.distill.results import paired_bootstrap, utterance_error_vector, write_results
 from kdhybrid.nnet.models import ModelConfig, build_model
 from kdhybrid.train.trainer import save_final
 
@@ -186,3 +186,109 @@ def test_wer_by_condition_and_voice(tmp_path):
         (data / f).unlink()
     r = subprocess.run([sys.executable, "-m", "kdhybrid.bin.wer_by_group", str(data), str(dec)], capture_output=True, text=True)
     assert r.returncode == 1 and "utt2condition" in r.stderr
+
+
+def test_results_sequence_trained_rows_and_claims(tmp_path):
+    """Sequence-trained networks (their checkpoints name the criterion and the final.pt they
+    started from): a row whose 'what' gives the criterion and the source, and Chebotar &
+    Waters' claims (each against its source; the sMBR student against the sMBR baseline; an
+    ensemble with a sequence-trained member against the cross-entropy one), numbers known."""
+    root = tmp_path
+    for s in ("dev", "test"):
+        (root / "data" / s).mkdir(parents=True)
+        (root / "data" / s / "text").write_text("".join(f"{u} {r}\n" for u, r in REFS.items()))
+    kd = {"objective": "multitask", "posts": str(root / "nowhere/post.scp"), "hard_weight": 1.0, "soft_weight": 1.0, "head": "main"}
+    for name, dev, test, src in (("tdnn", 30, 32, None), ("student_k10", 20, 12, None),
+                                 ("tdnn_smbr", 26, 28, "tdnn"), ("student_k10_smbr", 18, 10, "student_k10")):
+        e = root / "exp" / name
+        e.mkdir(parents=True)
+        if src is None:
+            _model(e, 0.3, kd if name.startswith("student") else None)
+        else:
+            m = build_model(ModelConfig(arch="tdnn", num_pdfs=5, hidden=8, num_layers=2))
+            save_final(e / "final.pt", m, torch.zeros(5), {
+                "history": [{"epoch": 1, "objective_per_frame": 0.9, "seconds": 50.0}], "epoch": 2, "criterion": "smbr",
+                "train_config": {"epochs": 2, "sequence": {"criterion": "smbr", "acwt": 0.1}}, "train_seconds": 50.0,
+                "init_from": f"exp/{src}/final.pt"})  # relative to the recipe dir, as the recipe passes it
+        _decode(e, "dev", dev)
+        _decode(e, "test", test)
+    for name, members, test in (("ensemble_logit", ["tdnn"], 16), ("ensemble_logit_smbr", ["tdnn", "tdnn_smbr"], 14)):
+        ens = root / "exp" / name
+        ens.mkdir()
+        (ens / "ensemble.json").write_text(json.dumps({"members": [f"exp/{m}" for m in members], "weights": [1.0 / len(members)] * len(members),
+                                                       "fusion": "logit", "selection": {"dev_acc": 0.35}}))
+        _decode(ens, "dev", 24)
+        _decode(ens, "test", test)
+    text = write_results(root, root / "RESULTS.md", ["dev", "test"], "tdnn", "ensemble_logit", "student_k10")
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
+    # test at dev's LM weight: 28 errors of 160 words; no dev frame accuracy; the source's description
+    assert rows["tdnn_smbr"][1:7] == ["member", "16.25", "17.50", "-", "0.00 M", "50"]
+    assert rows["tdnn_smbr"][-1] == "smbr (2 epochs, acwt 0.1) from tdnn: tdnn 8x2, hard labels |"
+    assert rows["student_k10_smbr"][1] == "student" and rows["student_k10_smbr"][-1].startswith("smbr (2 epochs, acwt 0.1) from student_k10: tdnn 8x2, multitask")
+    def errs(name):  # per-utterance errors of test at dev's LM weight (10)
+        return utterance_error_vector(root / f"exp/{name}/decode_tgsmall_test/scoring/10.0.0.txt", root / "data/test")[0]
+
+    b, s28, s10 = errs("tdnn"), errs("tdnn_smbr"), errs("student_k10_smbr")
+    assert (b.sum(), s28.sum(), s10.sum()) == (32, 28, 10)
+    p1 = paired_bootstrap(b, s28, np.full(40, 4))
+    # (20.00 - 17.50) / 20.00 = 12.5% relative
+    assert (f"**smbr after cross-entropy.** `tdnn_smbr`, fine-tuned from `tdnn`, has 17.50% WER on test against 20.00%: "
+            f"12.5% relative better (paired bootstrap p = {p1:.3f}") in text
+    assert "`student_k10_smbr`, fine-tuned from `student_k10`, has 6.25% WER on test against 7.50%: 16.7% relative better" in text
+    # the sMBR student against the sMBR baseline: (17.50 - 6.25) / 17.50 = 64.3%
+    p2 = paired_bootstrap(s28, s10, np.full(40, 4))
+    assert (f"`student_k10_smbr` has 6.25% WER on test against 17.50% for `tdnn_smbr`: 64.3% relative better "
+            f"(paired bootstrap p = {p2:.3f}") in text
+    # the mixed ensemble: (10.00 - 8.75) / 10.00 = 12.5%; the CE ensemble's own claim is unchanged
+    assert ("`ensemble_logit_smbr` (logit fusion of `tdnn`, `tdnn_smbr`, weights [0.5, 0.5]) has 8.75% WER on test against 10.00% "
+            "for `ensemble_logit`: 12.5% relative better") in text
+    assert "`ensemble_logit` (logit fusion of `tdnn`) has 10.00% WER on test against 20.00% for its best member on dev" in text
+
+
+def test_results_lm_head_rows_and_claims(tmp_path):
+    """LM-to-AM distillation: networks trained with LM heads (their checkpoints' lm_heads
+    weights) get the heads in their row, and Lee & Chang's claims (each against the baseline;
+    the senone head against label interpolation of the same targets) with numbers known."""
+    root = tmp_path
+    for s in ("dev", "test"):
+        (root / "data" / s).mkdir(parents=True)
+        (root / "data" / s / "text").write_text("".join(f"{u} {r}\n" for u, r in REFS.items()))
+    interp = {"objective": "interpolation", "posts": str(root / "nowhere/post.scp"), "alpha": 0.3, "hard_weight": 1.0, "soft_weight": 1.0}
+    for name, heads, test in (("tdnn", {}, 32), ("tdnn_lm_senone", {"senone": 0.3}, 30),
+                              ("tdnn_lm_monophone_senone_subword", {"monophone": 0.3, "senone": 0.3, "subword": 0.3}, 24),
+                              ("tdnn_lm_subword", {"subword": 0.0, "monophone": 0.3}, 34), ("tdnn_lminterp_senone", None, 36),
+                              # the stability experiment: dev errors 30 + the test errors' last digit below
+                              ("tdnn_lm_senone_w0.1", {"senone": 0.1}, 31), ("tdnn_lm_senone_w0.5", {"senone": 0.5}, 32),
+                              ("tdnn_lminterp_senone_l0.1", None, 33), ("tdnn_lminterp_senone_l0.5", None, 38)):
+        e = root / "exp" / name
+        e.mkdir(parents=True)
+        m = build_model(ModelConfig(arch="tdnn", num_pdfs=5, hidden=8, num_layers=2))
+        tc = {"distill": interp if heads is None else {"objective": "none"}, "lm_heads": {"weights": heads or {}}}
+        save_final(e / "final.pt", m, torch.zeros(5), {"history": [{"dev_acc": 0.3 + test / 1000}], "train_config": tc, "train_seconds": 1.0})
+        _decode(e, "dev", 30 + (test % 10 if "_w0" in name or "_l0" in name else 0))
+        _decode(e, "test", test)
+    text = write_results(root, root / "RESULTS.md", ["dev", "test"], "tdnn", "ensemble_logit", "student_k10")
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
+    # dev errors 31, 32 (head) and 33, 38 (interpolation) of 160 words
+    assert ("dev WER (%) of `tdnn` with a senone LM head of weight 0.1: 19.38, 0.5: 20.00 (range 0.62); with the same LM's targets "
+            "interpolated at lambda 0.1: 20.62, 0.5: 23.75 (range 3.13): the head's WER varies less") in text
+    assert rows["tdnn_lm_monophone_senone_subword"][-1] == "tdnn 8x2, hard labels, LM heads monophone 0.3, senone 0.3, subword 0.3 |"
+    assert rows["tdnn_lm_subword"][-1] == "tdnn 8x2, hard labels, LM heads monophone 0.3 |"  # a weight of 0 is no head
+    assert rows["tdnn_lminterp_senone"][1] == "student"
+
+    def errs(name):
+        return utterance_error_vector(root / f"exp/{name}/decode_tgsmall_test/scoring/10.0.0.txt", root / "data/test")[0]
+
+    w = np.full(40, 4)
+    p_all = paired_bootstrap(errs("tdnn"), errs("tdnn_lm_monophone_senone_subword"), w)
+    p_sen = paired_bootstrap(errs("tdnn"), errs("tdnn_lm_senone"), w)
+    # one head first, then all three; test WER 30/160 = 18.75 and 24/160 = 15.00 against 20.00
+    assert ("Against the hard-label baseline `tdnn` (dev frame accuracy 33.2%, test 20.00%): `tdnn_lm_senone` (senone: dev frame "
+            f"accuracy 33.0%, test 18.75%, 6.2% relative better (paired bootstrap p = {p_sen:.3f}, not significant at 0.05)); ") in text
+    assert (f"`tdnn_lm_monophone_senone_subword` (monophone + senone + subword: dev frame accuracy 32.4%, test 15.00%, 25.0% relative "
+            f"better (paired bootstrap p = {p_all:.3f}") in text
+    assert "`tdnn_lm_subword` (monophone: dev frame accuracy 33.4%, test 21.25%, 6.2% relative worse" in text
+    # the senone head (30 errors) against interpolation (36): (22.50 - 18.75) / 22.50 = 16.7%
+    p_int = paired_bootstrap(errs("tdnn_lminterp_senone"), errs("tdnn_lm_senone"), w)
+    assert ("`tdnn_lm_senone` (a senone LM head) has 18.75% WER on test against 22.50% for `tdnn_lminterp_senone` (the same LM's "
+            f"targets interpolated into the main head): 16.7% relative better (paired bootstrap p = {p_int:.3f}") in text

@@ -36,6 +36,9 @@ class System:
     params: Optional[int] = None
     train_seconds: Optional[float] = None
     note: str = ""
+    criterion: str = ""  # a network's training criterion: ce, or smbr / mmi / bmmi (sequence training)
+    source: str = ""  # the exp dir a sequence-trained network was fine-tuned from
+    lm_heads: Dict[str, float] = field(default_factory=dict)  # LM-to-AM distillation: unit -> head weight
 
 
 def _decode_dir(exp: Path, test_set: str, lms: Sequence[str], prefix: str = "decode") -> Tuple[Optional[Path], str]:
@@ -88,7 +91,7 @@ def describe_training(s: System) -> None:
         cfg = json.loads((exp / "ensemble.json").read_text())
         s.kind = "ensemble"
         s.dev_acc = cfg.get("selection", {}).get("dev_acc")
-        members = [describe_model(Path(m)) for m in cfg["members"]]
+        members = [describe_model(_beside(Path(m), exp)) for m in cfg["members"]]
         s.params = sum(m[1] or 0 for m in members)
         s.train_seconds = sum(m[2] or 0 for m in members)
         s.note = f"{cfg['fusion']} fusion of {', '.join(Path(m).name for m in cfg['members'])}, weights {cfg['weights']}"
@@ -97,6 +100,17 @@ def describe_training(s: System) -> None:
         kd = (ck.get("train_config") or {}).get("distill") or {}
         mc = ck["model_config"]
         arch = f"{mc['arch']} {mc.get('hidden')}x{mc.get('num_layers')}"
+        s.criterion = ck.get("criterion") or "ce"
+        if s.criterion != "ce":  # sequence training: init_from is the source's final.pt
+            src_dir = _beside(Path(ck["init_from"]).parent, exp)
+            s.source = src_dir.name
+            src = System(s.source, src_dir, "member")
+            if (src.exp / "final.pt").is_file():
+                describe_training(src)
+            s.kind = src.kind
+            tc = ck.get("train_config") or {}
+            s.note = f"{s.criterion} ({tc.get('epochs')} epochs, acwt {(tc.get('sequence') or {}).get('acwt')}) from {s.source}: {src.note}"
+            return
         init = f", initialised from {Path(ck['init_from']).parent.name}" if ck.get("init_from") else ""
         if kd.get("objective", "none") != "none":
             s.kind = "student"
@@ -109,9 +123,19 @@ def describe_training(s: System) -> None:
             s.note += init
         else:
             s.note = f"{arch}, hard labels{init}"
+        s.lm_heads = {u: float(w) for u, w in (((ck.get("train_config") or {}).get("lm_heads") or {}).get("weights") or {}).items() if w}
+        if s.lm_heads:
+            s.note += ", LM heads " + ", ".join(f"{u} {w:g}" for u, w in sorted(s.lm_heads.items()))
     elif (exp / "final.pkl").is_file():
         s.kind = "gmm"
         s.note = "GMM-HMM"
+
+
+def _beside(path: Path, exp: Path) -> Path:
+    """An exp dir named in ``exp``'s files (an ensemble's members, a fine-tuned network's
+    source): as written when it exists, else the dir of that name beside ``exp`` (the recipe
+    writes paths relative to the recipe dir, which need not be the working dir)."""
+    return path if path.is_dir() else exp.parent / path.name
 
 
 def compare_table(exps: Sequence[Pathlike], sets: Sequence[str], lms: Sequence[str] = ("tgsmall", "tglarge"),
@@ -154,8 +178,8 @@ def describe_model(exp: Path):
 
     ck = torch.load(exp / "final.pt", map_location="cpu")
     hist = ck.get("history") or []
-    kept = [h["dev_acc"] for h in hist if "epoch" in ck and h.get("epoch") == ck["epoch"]]
-    acc = kept[0] if kept else max((h["dev_acc"] for h in hist), default=None)
+    kept = [h["dev_acc"] for h in hist if "epoch" in ck and h.get("epoch") == ck["epoch"] and "dev_acc" in h]
+    acc = kept[0] if kept else max((h["dev_acc"] for h in hist if "dev_acc" in h), default=None)  # (sequence training: none)
     if ck.get("num_params") is None:
         ck["num_params"] = sum(v.numel() for v in ck["state_dict"].values() if v.dtype.is_floating_point)
     return acc, ck.get("num_params"), ck.get("train_seconds"), ck
@@ -312,11 +336,96 @@ def _ensemble_vs_members(root: Path, by: Dict[str, List[System]], ensemble: str,
     best = min(scored, key=lambda m: _mean_wer(by[m], dev))
     mw, ew = _mean_wer(by[best], test), _mean_wer(by[ensemble], test)
     p = _p_value(by[best][0], e, test, root)
-    rel = 100 * (mw - ew) / mw
     return (f"**Ensemble vs its best member.** `{ensemble}` ({cfg['fusion']} fusion of {', '.join(f'`{m}`' for m in members)}) "
-            f"has {ew:.2f}% WER on {test} against {mw:.2f}% for its best member on {dev}, `{best}`: {rel:.1f}% relative "
-            + ("better" if rel > 0 else "worse") + (f" (paired bootstrap p = {p:.3f}" + (", significant at 0.05)." if p < 0.05 else ", not significant at 0.05).")
-                                                    if p is not None else "."))
+            f"has {ew:.2f}% WER on {test} against {mw:.2f}% for its best member on {dev}, `{best}`: {_relative(mw, ew, p)}")
+
+
+def _relative(ref: float, new: float, p: Optional[float]) -> str:
+    """'x% relative better (paired bootstrap p = ..., [not] significant at 0.05).' of ``new`` against ``ref``."""
+    rel = 100 * (ref - new) / ref
+    return (("the same WER" if rel == 0 else f"{abs(rel):.1f}% relative " + ("better" if rel > 0 else "worse"))
+            + (f" (paired bootstrap p = {p:.3f}" + (", significant at 0.05)." if p < 0.05 else ", not significant at 0.05).")
+               if p is not None else "."))
+
+
+def _sequence_claims(root: Path, by: Dict[str, List[System]], ensemble: str, baseline: str, student: str, test: str) -> List[str]:
+    """Chebotar & Waters' sequence-training claims: each sequence-trained network against the
+    cross-entropy network it was fine-tuned from; the sequence-trained student against the
+    sequence-trained baseline (their 'sMBR after distillation'); an ensemble that mixes
+    cross-entropy and sequence-trained members against ``ensemble`` (cross-entropy members)."""
+    out: List[str] = []
+    seq = {n: g for n, g in by.items() if g[0].criterion not in ("", "ce")}
+    for n, g in seq.items():
+        src = by.get(g[0].source)
+        sw, cw = _mean_wer(g, test), _mean_wer(src, test) if src else None
+        if sw is None or cw is None:
+            continue
+        out.append(f"**{g[0].criterion} after cross-entropy.** `{n}`, fine-tuned from `{g[0].source}`, has {sw:.2f}% WER on {test} "
+                   f"against {cw:.2f}%: {_relative(cw, sw, _p_value(src[0], g[0], test, root))}")
+    for n, g in seq.items():
+        b = [m for m, h in seq.items() if h[0].source == baseline and h[0].criterion == g[0].criterion]
+        if g[0].source != student or not b or _mean_wer(g, test) is None or _mean_wer(seq[b[0]], test) is None:
+            continue
+        bw, sw = _mean_wer(seq[b[0]], test), _mean_wer(g, test)
+        out.append(f"**{g[0].criterion} after distillation vs {g[0].criterion} baseline** (Chebotar & Waters: up to 8.9% relative). "
+                   f"`{n}` has {sw:.2f}% WER on {test} against {bw:.2f}% for `{b[0]}`: {_relative(bw, sw, _p_value(seq[b[0]][0], g[0], test, root))}")
+    if ensemble in by and _mean_wer(by[ensemble], test) is not None:
+        for n, g in by.items():
+            if g[0].kind != "ensemble" or n == ensemble or _mean_wer(g, test) is None:
+                continue
+            cfg = json.loads((g[0].exp / "ensemble.json").read_text())
+            names = [Path(m).name for m in cfg["members"]]
+            if not any(m in seq for m in names):
+                continue
+            ew, mw = _mean_wer(by[ensemble], test), _mean_wer(g, test)
+            out.append(f"**Cross-entropy and sequence-trained members in one ensemble.** `{n}` ({cfg['fusion']} fusion of "
+                       f"{', '.join(f'`{m}`' for m in names)}, weights {cfg['weights']}) has {mw:.2f}% WER on {test} against {ew:.2f}% "
+                       f"for `{ensemble}`: {_relative(ew, mw, _p_value(by[ensemble][0], g[0], test, root))}")
+    return out
+
+
+def _lm_claims(root: Path, by: Dict[str, List[System]], baseline: str, sets, test: str) -> List[str]:
+    """Lee & Chang's claims: the networks with LM heads against the hard-label baseline (dev
+    frame accuracy and test WER), and the senone head against label interpolation of the same
+    LM's targets (systems named ``<baseline>_lminterp_senone``)."""
+    out: List[str] = []
+    if baseline not in by or _mean_wer(by[baseline], test) is None:
+        return out
+    base = by[baseline]
+    bw = _mean_wer(base, test)
+    acc = [100 * x.dev_acc for x in base if x.dev_acc is not None]
+    rows = []
+    for n, g in sorted(by.items(), key=lambda kv: (len(kv[1][0].lm_heads), _natural(kv[0]))):
+        if not g[0].lm_heads or g[0].kind != "member" or _mean_wer(g, test) is None or re.search(r"_w[0-9.]+$", n):  # (the sweep: below)
+            continue
+        a = f"dev frame accuracy {100 * g[0].dev_acc:.1f}%, " if g[0].dev_acc is not None else ""
+        rows.append(f"`{n}` ({' + '.join(sorted(g[0].lm_heads))}: {a}{test} {_mean_wer(g, test):.2f}%, "
+                    + _relative(bw, _mean_wer(g, test), _p_value(base[0], g[0], test, root)).rstrip(".") + ")")
+    if rows:
+        out.append(f"**LM-to-AM heads** (Lee & Chang, all three heads on LibriSpeech-100h: frame accuracy 83.23% to 84.85%, "
+                   f"WER 7.98% to 7.26%, 9% relative). Against the hard-label baseline `{baseline}` "
+                   f"({f'dev frame accuracy {np.mean(acc):.1f}%, ' if acc else ''}{test} {bw:.2f}%): " + "; ".join(rows) + ".")
+    dev = "dev" if "dev" in sets else sets[0]
+    sweep = {kind: {float(m.group(1)): _mean_wer(g, dev) for n, g in by.items()
+                    for m in [re.fullmatch(re.escape(baseline) + pat, n)] if m and _mean_wer(g, dev) is not None}
+             for kind, pat in (("head", r"_lm_senone_w([0-9.]+)"), ("interpolation", r"_lminterp_senone_l([0-9.]+)"))}
+    if all(len(v) >= 2 for v in sweep.values()):
+        rng = {k: max(v.values()) - min(v.values()) for k, v in sweep.items()}
+        row = {k: ", ".join(f"{w:g}: {x:.2f}" for w, x in sorted(v.items())) for k, v in sweep.items()}
+        out.append(f"**Stability over the weight** (Lee & Chang: label interpolation is unstable across its hyper-parameters, "
+                   f"the heads are not). {dev} WER (%) of `{baseline}` with a senone LM head of weight {row['head']} "
+                   f"(range {rng['head']:.2f}); with the same LM's targets interpolated at lambda {row['interpolation']} "
+                   f"(range {rng['interpolation']:.2f}): the head's WER varies " + ("less" if rng["head"] < rng["interpolation"] else "no less")
+                   + " over its weight than interpolation's over lambda" + (" (reproduced)." if rng["head"] < rng["interpolation"] else " (not reproduced)."))
+    heads = [n for n, g in by.items() if g[0].lm_heads == {"senone": g[0].lm_heads.get("senone")} and _mean_wer(g, test) is not None
+             and not re.search(r"_w[0-9.]+$", n)]
+    interp = [n for n in by if n.startswith(f"{baseline}_lminterp") and not re.search(r"_l[0-9.]+$", n) and _mean_wer(by[n], test) is not None]
+    if heads and interp:
+        h, i = by[heads[0]], by[interp[0]]
+        out.append(f"**LM head vs label interpolation** (Lee & Chang: the head is the more stable). `{heads[0]}` (a senone LM head) "
+                   f"has {_mean_wer(h, test):.2f}% WER on {test} against {_mean_wer(i, test):.2f}% for `{interp[0]}` (the same LM's "
+                   f"targets interpolated into the main head): {_relative(_mean_wer(i, test), _mean_wer(h, test), _p_value(i[0], h[0], test, root))}")
+    return out
 
 
 def _claims(root: Path, by: Dict[str, List[System]], sets, baseline: str, ensemble: str, student: str, post_dir: Optional[str]) -> List[str]:
@@ -341,6 +450,8 @@ def _claims(root: Path, by: Dict[str, List[System]], sets, baseline: str, ensemb
         t = _ensemble_vs_members(root, by, ensemble, sets, test)
         if t:
             out.append(t)
+    out += _sequence_claims(root, by, ensemble, baseline, student, test)
+    out += _lm_claims(root, by, baseline, sets, test)
     # the k grid: systems named student_k<k> (hard + soft) and student_k<k>_nohard (soft only)
     grid = {}
     for n, g in by.items():

@@ -152,9 +152,13 @@ def iter_data_dir_audio(data_dir: Pathlike, sample_rate: int) -> Iterator[Tuple[
         recordings, supervisions, _ = load_kaldi_data_dir(data_dir, sampling_rate=sample_rate)
     except Exception as e:  # lhotse probes every entry without reco2dur; name the one that failed
         msg = str(e)
-        culprits = [k for k, v in read_text_table(data_dir / "wav.scp").items() if v.split()[0] in msg or v in msg]
-        who = f"recording '{culprits[0]}'" if culprits else "an entry"
-        raise RuntimeError(f"{data_dir}/wav.scp: {who}: cannot read audio: {msg.splitlines()[0]}") from e
+        entries = read_text_table(data_dir / "wav.scp")
+        culprit = next((k for k, v in entries.items() if v.split()[0] in msg or v in msg), None)
+        why = _source_error(entries[culprit]) if culprit else ""
+        if culprit is None:  # lhotse's message names none: ask the entries, in order, until one complains
+            culprit, why = next(((k, w) for k, v in entries.items() for w in [_source_error(v)] if w), (None, ""))
+        who = f"recording '{culprit}'" if culprit else "an entry"
+        raise RuntimeError(f"{data_dir}/wav.scp: {who}: cannot read audio: {msg.splitlines()[0]}{why}") from e
     if supervisions is None:
         for rec in recordings:
             yield rec.id, _load(rec, data_dir, rec.id, None, None)
@@ -164,12 +168,27 @@ def iter_data_dir_audio(data_dir: Pathlike, sample_rate: int) -> Iterator[Tuple[
             yield sup.id, _load(rec, data_dir, sup.id, sup.start, sup.duration)
 
 
+def _source_error(entry: str) -> str:
+    """What the source of a wav.scp entry says about itself, for an error message: a missing
+    file, or the last line a pipe's commands wrote to stderr (a decoder only sees empty or
+    truncated data and reports a format error)."""
+    import subprocess
+
+    entry = entry.strip()
+    if not entry.endswith("|"):
+        return "" if Path(entry).is_file() else f" (no such file: {entry})"
+    r = subprocess.run(entry[:-1], shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+    err = [line for line in r.stderr.decode(errors="replace").splitlines() if line.strip()]
+    return f" (the pipe's stderr: {err[-1].strip()})" if err else ""
+
+
 def _load(rec, data_dir: Path, utt: str, offset, duration) -> np.ndarray:
     try:
         audio = rec.load_audio(offset=offset or 0.0, duration=duration)
     except Exception as e:
         src = rec.sources[0].source if rec.sources else "?"
-        raise RuntimeError(f"{data_dir}/wav.scp: utterance '{utt}': cannot read audio from {src!r}: {e}") from e
+        why = _source_error(src + " |" if rec.sources and rec.sources[0].type == "command" else src)
+        raise RuntimeError(f"{data_dir}/wav.scp: utterance '{utt}': cannot read audio from {src!r}: {e}{why}") from e
     if audio.ndim == 2:
         if audio.shape[0] != 1:
             raise RuntimeError(f"{data_dir}/wav.scp: utterance '{utt}': {audio.shape[0]} channels, expected 1")

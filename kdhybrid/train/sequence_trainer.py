@@ -268,7 +268,8 @@ def train_sequence(
     log_priors = mean_posterior_log_priors(model, cuts, num_pdfs, cfg.prior_frames, cfg.max_duration)
     save_final(exp / "final.pt", model, log_priors, {"epoch": cfg.epochs, "history": history, "train_config": cfg.to_dict(),
                                                      "init_from": str(src_model), "criterion": scfg.criterion,
-                                                     "src_log_priors": src_priors, "num_params": model.num_params()})
+                                                     "src_log_priors": src_priors, "num_params": model.num_params(),
+                                                     "train_seconds": round(sum(h["seconds"] for h in history), 1)})
     (exp / "history.json").write_text(json.dumps(history, indent=1) + "\n")
     plot_sequence_curve(history, exp / "sequence_curve.png", f"{scfg.criterion} from {src_model}")
     return {"history": history}
