@@ -55,7 +55,8 @@
 #      --lm-ablation (exp/<baseline>_lm_<units>), and label interpolation of the senone LM's
 #      targets into the main head (exp/<baseline>_lminterp_senone); with --lm-sweep, the
 #      stability experiment: the senone head at each weight (exp/<baseline>_lm_senone_w<w>)
-#      against interpolation at each lambda (exp/<baseline>_lminterp_senone_l<w>); decoded; RESULTS.md
+#      against interpolation at each lambda (exp/<baseline>_lminterp_senone_l<w>); all decoded;
+#      RESULTS.md rewritten with their rows and claims
 
 # Begin configuration section.
 stage=1
@@ -291,6 +292,8 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
 fi
 
 members=$(for a in $zoo; do echo -n "exp/$a "; done)
+base_arch=${zoo%% *}; base_arch=${base_arch%_seed*}  # the baseline's config: conf/<base_arch>.yaml
+case "${zoo%% *}" in *_seed*) echo "$0: --zoo: the first member is the hard-label baseline; give it as <arch>, not ${zoo%% *}" 1>&2; exit 1 ;; esac
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   log "Stage 9: teacher ensembles of $zoo (posterior and logit fusion), decoded; oracle"
   for fusion in posterior logit; do
@@ -365,7 +368,7 @@ if [ $stage -le 13 ] && [ $stop_stage -ge 13 ]; then
   # in order of importance, so that a stopped grid has the rows that matter most
   for m in tri1 $zoo ensemble_posterior ensemble_logit student_k$topk; do dec exp/$m "$grid_sets"; done
   for seed in 2 3; do
-    [ -f exp/${zoo%% *}_seed$seed/final.pt ] || steps/train_nnet.sh --cmd "$nnet_cmd" --config conf/${zoo%% *}.yaml --cuts $nd/cuts --set-opts "seed=$seed" \
+    [ -f exp/${zoo%% *}_seed$seed/final.pt ] || steps/train_nnet.sh --cmd "$nnet_cmd" --config conf/${base_arch}.yaml --cuts $nd/cuts --set-opts "seed=$seed" \
       --dev-data $nd/dev $nd/train $ali exp/${zoo%% *}_seed$seed
     dec exp/${zoo%% *}_seed$seed "$grid_sets"
     student student_k${topk}_seed$seed $post "seed=$seed"
@@ -401,9 +404,13 @@ if [ $stage -le 14 ] && [ $stop_stage -ge 14 ]; then
     s=exp/${m}_$seq_criterion
     if [ ! -f $s/final.pt ]; then
       a=exp/${m}_ali
-      [ -f $a/num_jobs ] && [ -f $a/ali.$(cat $a/num_jobs).gz ] || \
-        steps/align_nnet.sh --nj $nj --cmd "$train_cmd" --tree-dir exp/$gmm_final $nd/train data/lang exp/$m $a
-      steps/make_denlats.sh --nj $nj --cmd "$train_cmd" --tree-dir exp/$gmm_final $nd/train data/lang exp/$m exp/${m}_denlats
+      aligned=true  # every job's ali.J.gz (each written atomically when its job ends)
+      for j in $(seq $(cat $a/num_jobs 2>/dev/null || echo 1)); do [ -f $a/ali.$j.gz ] || aligned=false; done
+      $aligned || steps/align_nnet.sh --nj $nj --cmd "$train_cmd" --tree-dir exp/$gmm_final $nd/train data/lang exp/$m $a
+      # one unigram graph for all (the models share the tree of $gmm_final): the first model's
+      g=exp/${seq_models%% *}_denlats/graph
+      steps/make_denlats.sh --nj $nj --cmd "$train_cmd" --tree-dir exp/$gmm_final \
+        $([ "$m" != "${seq_models%% *}" ] && echo "--graph-dir $g" || true) $nd/train data/lang exp/$m exp/${m}_denlats
       steps/train_sequence.sh --cmd "$nnet_cmd" --criterion $seq_criterion --resume true $seq_opts \
         --dev-data $nd/dev --graph-dir exp/$gmm_final/graph_tgsmall $nd/train $a exp/${m}_denlats exp/$m $s
     fi
@@ -412,8 +419,14 @@ if [ $stage -le 14 ] && [ $stop_stage -ge 14 ]; then
   seq_members=$(for m in $seq_models; do case " $zoo " in *" $m "*) echo -n "exp/${m}_$seq_criterion ";; esac; done)
   if [ -n "$seq_members" ]; then
     e=exp/ensemble_logit_$seq_criterion
+    n=$(echo $members $seq_members | wc -w)  # weight grid: C(1/step + n - 1, n - 1) vectors, 3003 for 6 members at 0.1
+    if [ -f $e/ensemble.json ] && [ "$(python -c "import json; print(*json.load(open('$e/ensemble.json'))['members'])")" != "$(echo $members $seq_members)" ]; then
+      log "Stage 14: $e has other members than $(echo $members $seq_members): made again"
+      rm -rf $e
+    fi
     [ -f $e/ensemble.json ] || \
       steps/make_ensemble.sh --fusion logit --dev-cuts $nd/cuts/dev --dev-data $nd/dev --criterion $ens_criterion \
+        --grid-step $([ $n -ge 5 ] && echo 0.2 || echo 0.1) \
         --candidates $ens_candidates --graph exp/$gmm_final/graph_tgsmall --nj $nj --cmd "$decode_cmd" \
         --decode-opts "--acwt $nnet_acwt $decode_opts" --scoring-opts "$scoring_opts" $e $members $seq_members
     dec $e "$sets"
@@ -425,7 +438,7 @@ if [ $stage -le 14 ] && [ $stop_stage -ge 14 ]; then
 fi
 
 if [ $stage -le 15 ] && [ $stop_stage -ge 15 ]; then
-  base=${zoo%% *}; conf=conf/${base%_seed*}.yaml  # the hard-label baseline and its config
+  base=${zoo%% *}; conf=conf/$base_arch.yaml  # the hard-label baseline and its config
   log "Stage 15: LM-to-AM distillation: unit LMs ($lm_units), $base with LM heads ($lm_ablation)"
   t15=$(date +%s)
   sets=$decode_sets
@@ -442,13 +455,13 @@ if [ $stage -le 15 ] && [ $stop_stage -ge 15 ]; then
       [ -f exp/unit_lm/$u/post_train/post.scp ] || { echo "$0: stage 15: $u is not in --lm-units" 1>&2; exit 1; }
       o="$o lm_heads.posts.$u=exp/unit_lm/$u/post_train/post.scp lm_heads.weights.$u=$3"
     done
-    [ -f exp/$1/final.pt ] || steps/train_nnet.sh --cmd "$nnet_cmd" --config $conf --cuts $nd/cuts --set-opts "$o" \
+    [ -f exp/$1/final.pt ] || steps/train_nnet.sh --cmd "$nnet_cmd" --config $conf --cuts $nd/cuts --set-opts "$o" --resume true \
       --dev-data $nd/dev --dev-ali ${ali}_dev $nd/train $ali exp/$1
     dec exp/$1 "$sets"
   }
   lm_interp_run() {  # lm_interp_run <name> <lambda>: the senone LM's targets interpolated into the main head, decoded
     [ -f exp/unit_lm/senone/post_train/post.scp ] || { echo "$0: stage 15: label interpolation needs the senone LM (--lm-units)" 1>&2; exit 1; }
-    [ -f exp/$1/final.pt ] || steps/train_student.sh --cmd "$nnet_cmd" --config $conf --cuts $nd/cuts \
+    [ -f exp/$1/final.pt ] || steps/train_student.sh --cmd "$nnet_cmd" --config $conf --cuts $nd/cuts --resume true \
       --set-opts "distill.objective=interpolation distill.alpha=$2" --dev-data $nd/dev \
       $nd/train $ali exp/unit_lm/senone/post_train exp/$1
     dec exp/$1 "$sets"

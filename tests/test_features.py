@@ -105,12 +105,16 @@ def test_unreadable_audio_names_the_utterance(tmp_path):
     with pytest.raises(Exception, match=r"s-u1.*\(no such file: .*missing.wav\)"):
         list(iter_data_dir_audio(tmp_path / "d", 16000))
     # a pipe from a file that is not there (a recipe dir moved without its corpus): the
-    # decoder sees no data; the message gives sox's own complaint
+    # decoder sees no data; the message gives sox's own complaint (a healthy pipe's warnings are not blamed)
     pipe = f"sox {tmp_path / 'gone.flac'} -t wav - |"
     for dur in (None, "1.0"):  # lhotse probes the entry (no reco2dur) / reads it when the features are made
         d = tmp_path / f"p{dur}"
         write_data_dir(DataDir(utt2spk={"s-u2": "s"}, wav_scp={"s-u2": pipe}), d)
         if dur:
             (d / "reco2dur").write_text(f"s-u2 {dur}\n")
-        with pytest.raises(RuntimeError, match=r"s-u2.*the pipe's stderr: .*gone.flac"):
+        with pytest.raises(RuntimeError, match=r"s-u2.*the pipe failed: .*gone.flac"):
             list(iter_data_dir_audio(d, 16000))
+    from kdhybrid.features.fbank import _source_error
+
+    assert _source_error("echo 'sox WARN dither: clipped' >&2; true |") == ""  # a pipe that works is not blamed
+    assert _source_error("true | false |") == " (the pipe exited with status 1)"  # pipefail: any command failing

@@ -135,6 +135,8 @@ def _beside(path: Path, exp: Path) -> Path:
     """An exp dir named in ``exp``'s files (an ensemble's members, a fine-tuned network's
     source): as written when it exists, else the dir of that name beside ``exp`` (the recipe
     writes paths relative to the recipe dir, which need not be the working dir)."""
+    if not path.is_absolute():  # relative to the recipe dir (exp's parent's parent), not the working dir
+        path = exp.parent.parent / path
     return path if path.is_dir() else exp.parent / path.name
 
 
@@ -325,23 +327,32 @@ def claims_text(root: Path, by: Dict[str, List[System]], sets, baseline: str, en
 
 
 def _ensemble_vs_members(root: Path, by: Dict[str, List[System]], ensemble: str, sets, test: str) -> Optional[str]:
-    """Chebotar & Waters' premise: the ensemble beats its best member (chosen on dev)."""
+    """Chebotar & Waters' premise: the ensemble beats its best member (chosen on dev). Members
+    are the exact systems fused (``tdnn_seed2`` itself, not the seed group it is shown in)."""
     e = by[ensemble][0]
     cfg = json.loads((e.exp / "ensemble.json").read_text())
-    members = [Path(m).name for m in cfg["members"] if Path(m).name in by]
+    one = _by_name(by)
+    members = [Path(m).name for m in cfg["members"] if Path(m).name in one]
     dev = "dev" if "dev" in sets else sets[0]
-    scored = [m for m in members if _mean_wer(by[m], dev) is not None and _mean_wer(by[m], test) is not None]
+    scored = [m for m in members if dev in one[m].wer and test in one[m].wer]
     if not scored or _mean_wer(by[ensemble], test) is None:
         return None
-    best = min(scored, key=lambda m: _mean_wer(by[m], dev))
-    mw, ew = _mean_wer(by[best], test), _mean_wer(by[ensemble], test)
-    p = _p_value(by[best][0], e, test, root)
+    best = min(scored, key=lambda m: one[m].wer[dev])
+    mw, ew = one[best].wer[test], _mean_wer(by[ensemble], test)
+    p = _p_value(one[best], e, test, root)
     return (f"**Ensemble vs its best member.** `{ensemble}` ({cfg['fusion']} fusion of {', '.join(f'`{m}`' for m in members)}) "
             f"has {ew:.2f}% WER on {test} against {mw:.2f}% for its best member on {dev}, `{best}`: {_relative(mw, ew, p)}")
 
 
+def _by_name(by: Dict[str, List[System]]) -> Dict[str, System]:
+    """Every system by its own name (seeds too: ``by`` groups ``<name>_seed<N>`` under ``<name>``)."""
+    return {s.name: s for g in by.values() for s in g}
+
+
 def _relative(ref: float, new: float, p: Optional[float]) -> str:
     """'x% relative better (paired bootstrap p = ..., [not] significant at 0.05).' of ``new`` against ``ref``."""
+    if ref == 0:
+        return ("the same WER" if new == 0 else f"{new:.2f} points worse") + (f" (paired bootstrap p = {p:.3f})." if p is not None else ".")
     rel = 100 * (ref - new) / ref
     return (("the same WER" if rel == 0 else f"{abs(rel):.1f}% relative " + ("better" if rel > 0 else "worse"))
             + (f" (paired bootstrap p = {p:.3f}" + (", significant at 0.05)." if p < 0.05 else ", not significant at 0.05).")
@@ -354,28 +365,28 @@ def _sequence_claims(root: Path, by: Dict[str, List[System]], ensemble: str, bas
     sequence-trained baseline (their 'sMBR after distillation'); an ensemble that mixes
     cross-entropy and sequence-trained members against ``ensemble`` (cross-entropy members)."""
     out: List[str] = []
-    seq = {n: g for n, g in by.items() if g[0].criterion not in ("", "ce")}
-    for n, g in seq.items():
-        src = by.get(g[0].source)
-        sw, cw = _mean_wer(g, test), _mean_wer(src, test) if src else None
-        if sw is None or cw is None:
+    one = _by_name(by)  # each against its exact source (tdnn_seed2_smbr against tdnn_seed2, not the tdnn seed group)
+    seq = {n: s for n, s in one.items() if s.criterion not in ("", "ce")}
+    for n, s in seq.items():
+        src = one.get(s.source)
+        if src is None or test not in s.wer or test not in src.wer:
             continue
-        out.append(f"**{g[0].criterion} after cross-entropy.** `{n}`, fine-tuned from `{g[0].source}`, has {sw:.2f}% WER on {test} "
-                   f"against {cw:.2f}%: {_relative(cw, sw, _p_value(src[0], g[0], test, root))}")
-    for n, g in seq.items():
-        b = [m for m, h in seq.items() if h[0].source == baseline and h[0].criterion == g[0].criterion]
-        if g[0].source != student or not b or _mean_wer(g, test) is None or _mean_wer(seq[b[0]], test) is None:
+        out.append(f"**{s.criterion} after cross-entropy.** `{n}`, fine-tuned from `{s.source}`, has {s.wer[test]:.2f}% WER on {test} "
+                   f"against {src.wer[test]:.2f}%: {_relative(src.wer[test], s.wer[test], _p_value(src, s, test, root))}")
+    for n, s in seq.items():
+        b = [m for m, h in seq.items() if h.source == baseline and h.criterion == s.criterion]
+        if s.source != student or not b or test not in s.wer or test not in seq[b[0]].wer:
             continue
-        bw, sw = _mean_wer(seq[b[0]], test), _mean_wer(g, test)
-        out.append(f"**{g[0].criterion} after distillation vs {g[0].criterion} baseline** (Chebotar & Waters: up to 8.9% relative). "
-                   f"`{n}` has {sw:.2f}% WER on {test} against {bw:.2f}% for `{b[0]}`: {_relative(bw, sw, _p_value(seq[b[0]][0], g[0], test, root))}")
+        bw, sw = seq[b[0]].wer[test], s.wer[test]
+        out.append(f"**{s.criterion} after distillation vs {s.criterion} baseline** (Chebotar & Waters: up to 8.9% relative). "
+                   f"`{n}` has {sw:.2f}% WER on {test} against {bw:.2f}% for `{b[0]}`: {_relative(bw, sw, _p_value(seq[b[0]], s, test, root))}")
     if ensemble in by and _mean_wer(by[ensemble], test) is not None:
         for n, g in by.items():
             if g[0].kind != "ensemble" or n == ensemble or _mean_wer(g, test) is None:
                 continue
             cfg = json.loads((g[0].exp / "ensemble.json").read_text())
             names = [Path(m).name for m in cfg["members"]]
-            if not any(m in seq for m in names):
+            if not any(m in seq for m in names):  # (seq: every sequence-trained system by its own name)
                 continue
             ew, mw = _mean_wer(by[ensemble], test), _mean_wer(g, test)
             out.append(f"**Cross-entropy and sequence-trained members in one ensemble.** `{n}` ({cfg['fusion']} fusion of "
@@ -422,7 +433,7 @@ def _lm_claims(root: Path, by: Dict[str, List[System]], baseline: str, sets, tes
     interp = [n for n in by if n.startswith(f"{baseline}_lminterp") and not re.search(r"_l[0-9.]+$", n) and _mean_wer(by[n], test) is not None]
     if heads and interp:
         h, i = by[heads[0]], by[interp[0]]
-        out.append(f"**LM head vs label interpolation** (Lee & Chang: the head is the more stable). `{heads[0]}` (a senone LM head) "
+        out.append(f"**LM head vs label interpolation** (one setting each; stability needs `--lm-sweep`). `{heads[0]}` (a senone LM head) "
                    f"has {_mean_wer(h, test):.2f}% WER on {test} against {_mean_wer(i, test):.2f}% for `{interp[0]}` (the same LM's "
                    f"targets interpolated into the main head): {_relative(_mean_wer(i, test), _mean_wer(h, test), _p_value(i[0], h[0], test, root))}")
     return out

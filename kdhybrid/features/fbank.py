@@ -153,10 +153,11 @@ def iter_data_dir_audio(data_dir: Pathlike, sample_rate: int) -> Iterator[Tuple[
     except Exception as e:  # lhotse probes every entry without reco2dur; name the one that failed
         msg = str(e)
         entries = read_text_table(data_dir / "wav.scp")
-        culprit = next((k for k, v in entries.items() if v.split()[0] in msg or v in msg), None)
+        # an entry whose file paths (or whole text) the message quotes (not its program: every pipe starts with sox)
+        culprit = next((k for k, v in entries.items() if v in msg or any(t in msg for t in v.split() if "/" in t)), None)
         why = _source_error(entries[culprit]) if culprit else ""
-        if culprit is None:  # lhotse's message names none: ask the entries, in order, until one complains
-            culprit, why = next(((k, w) for k, v in entries.items() for w in [_source_error(v)] if w), (None, ""))
+        if culprit is None:  # lhotse's message names none: ask the first entries, in order, until one complains
+            culprit, why = next(((k, w) for k, v in list(entries.items())[:20] for w in [_source_error(v)] if w), (None, ""))
         who = f"recording '{culprit}'" if culprit else "an entry"
         raise RuntimeError(f"{data_dir}/wav.scp: {who}: cannot read audio: {msg.splitlines()[0]}{why}") from e
     if supervisions is None:
@@ -170,16 +171,21 @@ def iter_data_dir_audio(data_dir: Pathlike, sample_rate: int) -> Iterator[Tuple[
 
 def _source_error(entry: str) -> str:
     """What the source of a wav.scp entry says about itself, for an error message: a missing
-    file, or the last line a pipe's commands wrote to stderr (a decoder only sees empty or
-    truncated data and reports a format error)."""
+    file, or the last line a failing pipe's commands wrote to stderr (a decoder only sees empty
+    or truncated data and reports a format error); "" when the source looks fine."""
     import subprocess
 
     entry = entry.strip()
     if not entry.endswith("|"):
         return "" if Path(entry).is_file() else f" (no such file: {entry})"
-    r = subprocess.run(entry[:-1], shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+    try:
+        r = subprocess.run(["bash", "-o", "pipefail", "-c", entry[:-1]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
     err = [line for line in r.stderr.decode(errors="replace").splitlines() if line.strip()]
-    return f" (the pipe's stderr: {err[-1].strip()})" if err else ""
+    if r.returncode == 0:
+        return ""
+    return f" (the pipe failed: {err[-1].strip()})" if err else f" (the pipe exited with status {r.returncode})"
 
 
 def _load(rec, data_dir: Path, utt: str, offset, duration) -> np.ndarray:

@@ -25,7 +25,7 @@ ens_criterion=ce    # stage 9's ensemble weights: ce (dev frame cross-entropy) o
 set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
-[ $stage -eq 13 ] && [ $stop_stage -lt 13 ] && stop_stage=13
+[ $stage -ge 13 ] && [ $stop_stage -lt $stage ] && stop_stage=$stage  # stages 13-15 run on their own
 export KDHYBRID_RUN_START=$(date +%s) KDHYBRID_RUN_STAGE=$stage  # for the wall time in RESULTS.md
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then

@@ -50,7 +50,7 @@
 #       ./run.sh --stage 3 --stop-stage 3
 
 stage=0
-stop_stage=12       # 13: the full grid
+stop_stage=12       # the demo; stages 13-15 run on their own (--stage N)
 tier=default        # corpus tier: tiny | default | large
 nj=$(nproc)
 tgsmall_prune=1e-5  # relative-entropy threshold of the graph LM, pruned from the rescoring 3-gram (tglarge)
