@@ -340,6 +340,9 @@ results() {  # results <sets> <notes...>
     --post-dir $post "${notes[@]}" "${figs[@]}" RESULTS.md > /dev/null
 }
 elapsed() { local t=$(( $(date +%s) - $1 )); echo "$((t / 60)) min $((t % 60)) s"; }
+table_sets() {  # the sets of RESULTS.md: the full grid's once stage 13 has run (the table keeps its columns), else the core's
+  [ -f exp/results_grid_time.txt ] && echo $grid_sets || echo $decode_sets
+}
 run_notes() {  # the wall-time lines of the stages run so far (core, grid, sequence training, LM heads)
   local f
   for f in core grid seq lm; do cat exp/results_${f}_time.txt 2>/dev/null || true; done
@@ -400,8 +403,7 @@ if [ $stage -le 14 ] && [ $stop_stage -ge 14 ]; then
   seq_models=${seq_models:-"$zoo student_k$topk"}
   log "Stage 14: $seq_criterion training of $seq_models"
   t14=$(date +%s)
-  sets=$decode_sets  # after the full grid: its sets, so the table keeps its columns
-  [ -f exp/results_grid_time.txt ] && sets=$grid_sets
+  sets=$(table_sets)
   for m in $seq_models; do
     [ -f exp/$m/final.pt ] || { echo "$0: stage 14: no exp/$m/final.pt (stages 7 and 11 make the zoo and the student)" 1>&2; exit 1; }
     s=exp/${m}_$seq_criterion
@@ -444,8 +446,7 @@ if [ $stage -le 15 ] && [ $stop_stage -ge 15 ]; then
   base=${zoo%% *}; conf=conf/$base_arch.yaml  # the hard-label baseline and its config
   log "Stage 15: LM-to-AM distillation: unit LMs ($lm_units), $base with LM heads ($lm_ablation)"
   t15=$(date +%s)
-  sets=$decode_sets
-  [ -f exp/results_grid_time.txt ] && sets=$grid_sets
+  sets=$(table_sets)
   for u in $lm_units; do
     steps/train_unit_lm.sh --cmd "$train_cmd" --unit $u --max-seconds $lm_seconds \
       $([ $u = senone ] && echo "--max-train-tokens 3000000" || true) data/local/lm/lm_text.txt data/lang $ali exp/unit_lm/$u

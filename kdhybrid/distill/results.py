@@ -97,7 +97,8 @@ def describe_training(s: System) -> None:
         s.note = f"{cfg['fusion']} fusion of {', '.join(Path(m).name for m in cfg['members'])}, weights {cfg['weights']}"
     elif (exp / "final.pt").is_file():
         s.dev_acc, s.params, s.train_seconds, ck = describe_model(exp)
-        kd = (ck.get("train_config") or {}).get("distill") or {}
+        tc = ck.get("train_config") or {}
+        kd = tc.get("distill") or {}
         mc = ck["model_config"]
         arch = f"{mc['arch']} {mc.get('hidden')}x{mc.get('num_layers')}"
         s.criterion = ck.get("criterion") or "ce"
@@ -108,7 +109,6 @@ def describe_training(s: System) -> None:
             if (src.exp / "final.pt").is_file():
                 describe_training(src)
             s.kind = src.kind
-            tc = ck.get("train_config") or {}
             s.note = f"{s.criterion} ({tc.get('epochs')} epochs, acwt {(tc.get('sequence') or {}).get('acwt')}) from {s.source}: {src.note}"
             return
         init = f", initialised from {Path(ck['init_from']).parent.name}" if ck.get("init_from") else ""
@@ -123,7 +123,7 @@ def describe_training(s: System) -> None:
             s.note += init
         else:
             s.note = f"{arch}, hard labels{init}"
-        s.lm_heads = {u: float(w) for u, w in (((ck.get("train_config") or {}).get("lm_heads") or {}).get("weights") or {}).items() if w}
+        s.lm_heads = {u: float(w) for u, w in ((tc.get("lm_heads") or {}).get("weights") or {}).items() if w}
         if s.lm_heads:
             s.note += ", LM heads " + ", ".join(f"{u} {w:g}" for u, w in sorted(s.lm_heads.items()))
     elif (exp / "final.pkl").is_file():
@@ -395,6 +395,14 @@ def _sequence_claims(root: Path, by: Dict[str, List[System]], ensemble: str, bas
     return out
 
 
+# stage 15's stability experiment: <baseline>_lm_senone_w<weight> and <baseline>_lminterp_senone_l<lambda>
+_SWEEP = {"head": r"_lm_senone_w([0-9.]+)", "interpolation": r"_lminterp_senone_l([0-9.]+)"}
+
+
+def _in_sweep(name: str) -> bool:
+    return any(re.search(pat + "$", name) for pat in _SWEEP.values())
+
+
 def _lm_claims(root: Path, by: Dict[str, List[System]], baseline: str, sets, test: str) -> List[str]:
     """Lee & Chang's claims: the networks with LM heads against the hard-label baseline (dev
     frame accuracy and test WER), and the senone head against label interpolation of the same
@@ -407,7 +415,7 @@ def _lm_claims(root: Path, by: Dict[str, List[System]], baseline: str, sets, tes
     acc = [100 * x.dev_acc for x in base if x.dev_acc is not None]
     rows = []
     for n, g in sorted(by.items(), key=lambda kv: (len(kv[1][0].lm_heads), _natural(kv[0]))):
-        if not g[0].lm_heads or g[0].kind != "member" or _mean_wer(g, test) is None or re.search(r"_w[0-9.]+$", n):  # (the sweep: below)
+        if not g[0].lm_heads or g[0].kind != "member" or _mean_wer(g, test) is None or _in_sweep(n):  # (the sweep: below)
             continue
         a = f"dev frame accuracy {100 * g[0].dev_acc:.1f}%, " if g[0].dev_acc is not None else ""
         rows.append(f"`{n}` ({' + '.join(sorted(g[0].lm_heads))}: {a}{test} {_mean_wer(g, test):.2f}%, "
@@ -419,7 +427,7 @@ def _lm_claims(root: Path, by: Dict[str, List[System]], baseline: str, sets, tes
     dev = "dev" if "dev" in sets else sets[0]
     sweep = {kind: {float(m.group(1)): _mean_wer(g, dev) for n, g in by.items()
                     for m in [re.fullmatch(re.escape(baseline) + pat, n)] if m and _mean_wer(g, dev) is not None}
-             for kind, pat in (("head", r"_lm_senone_w([0-9.]+)"), ("interpolation", r"_lminterp_senone_l([0-9.]+)"))}
+             for kind, pat in _SWEEP.items()}
     if all(len(v) >= 2 for v in sweep.values()):
         rng = {k: max(v.values()) - min(v.values()) for k, v in sweep.items()}
         row = {k: ", ".join(f"{w:g}: {x:.2f}" for w, x in sorted(v.items())) for k, v in sweep.items()}
@@ -428,9 +436,8 @@ def _lm_claims(root: Path, by: Dict[str, List[System]], baseline: str, sets, tes
                    f"(range {rng['head']:.2f}); with the same LM's targets interpolated at lambda {row['interpolation']} "
                    f"(range {rng['interpolation']:.2f}): the head's WER varies " + ("less" if rng["head"] < rng["interpolation"] else "no less")
                    + " over its weight than interpolation's over lambda" + (" (reproduced)." if rng["head"] < rng["interpolation"] else " (not reproduced)."))
-    heads = [n for n, g in by.items() if g[0].lm_heads == {"senone": g[0].lm_heads.get("senone")} and _mean_wer(g, test) is not None
-             and not re.search(r"_w[0-9.]+$", n)]
-    interp = [n for n in by if n.startswith(f"{baseline}_lminterp") and not re.search(r"_l[0-9.]+$", n) and _mean_wer(by[n], test) is not None]
+    heads = [n for n, g in by.items() if set(g[0].lm_heads) == {"senone"} and _mean_wer(g, test) is not None and not _in_sweep(n)]
+    interp = [n for n in by if n.startswith(f"{baseline}_lminterp") and not _in_sweep(n) and _mean_wer(by[n], test) is not None]
     if heads and interp:
         h, i = by[heads[0]], by[interp[0]]
         out.append(f"**LM head vs label interpolation** (one setting each; stability needs `--lm-sweep`). `{heads[0]}` (a senone LM head) "
