@@ -243,7 +243,9 @@ def write_results(recipe_dir: Pathlike, out: Pathlike, sets: Sequence[str], base
              "WER (%) after rescoring with the large LM (`tglarge`, or the 4-gram `fglarge`) where the system was rescored, else the graph LM (`tgsmall`);",
              "test sets at the LM weight / insertion penalty best on dev with the same LM (tuned on dev, never on test; "
              "dev itself at its best, Kaldi's `best_wer`; † marks a WER at that set's own best, where no dev decode was there to tune on). "
-             "Dev frame accuracy: the kept epoch (best dev cross-entropy), on the frames the outputs land on (an ensemble's: its fused posteriors, the same frames).",
+             "Dev frame accuracy: the kept epoch (best dev cross-entropy), on the frames the outputs land on (an ensemble's: its fused posteriors, the same frames). "
+             "Train time: the network's own training (a sequence-trained one's fine-tuning alone, its alignment and lattices not counted; "
+             "an ensemble's: its members' sum); the stages' wall times are below.",
              "", "| system | kind | " + " | ".join(f"{x} WER" for x in sets) + " | dev frame acc | params | train time (s) | LM | what |",
              "|---|---|" + "---|" * len(sets) + "---|---|---|---|---|"]
     for n in names:

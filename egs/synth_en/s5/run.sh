@@ -68,11 +68,13 @@ gmm_final=tri3      # the GMM whose alignments label the neural models (tri3, or
 nnet_feats=fmllr    # the neural models' inputs: fmllr (tri3's LDA+MLLT+fMLLR features) or fbank (+ CMVN)
 seq_models=         # stage 14's networks (default: the zoo's members and student_k10)
 seq_criterion=smbr  # stage 14's criterion: smbr | mmi | bmmi
+seq_opts=           # stage 14: more steps/train_sequence.sh options, e.g. "--epochs 2 --lr 2e-5"
 lm_units="monophone senone subword"  # stage 15's unit LMs
 lm_ablation="monophone senone subword monophone,senone,subword"  # stage 15's runs: the heads of each
 lm_head_weight=0.3  # stage 15: each head's weight
 lm_interp=0.3       # stage 15: the label interpolation's lambda (empty: none)
 lm_sweep=           # stage 15: the stability experiment's weights, e.g. "0.1 0.3 0.5 0.7 0.9" (2 runs each)
+lm_topk=16          # stage 15: units kept per frame in the frame-wise LM posteriors
 lm_seconds=         # stage 15: each unit LSTM's training budget in seconds, default: by tier (tiny 60, else 600)
 speed_perturb=false # the zoo trains on 3-way speed-perturbed copies of data/train, aligned again by the final GMM
 
@@ -104,8 +106,8 @@ if [ $stop_stage -ge 1 ]; then
     --tri1-leaves $tri1_leaves --tri1-gauss $tri1_gauss \
     --tri2-leaves $tri23_leaves --tri2-gauss $tri23_gauss --tri3-leaves $tri23_leaves --tri3-gauss $tri23_gauss \
     --mono-subset "$mono_subset" --gmm-final $gmm_final --nnet-feats $nnet_feats --speed-perturb $speed_perturb \
-    --zoo "$zoo" --seq-models "$seq_models" --seq-criterion $seq_criterion \
-    --lm-units "$lm_units" --lm-ablation "$lm_ablation" --lm-head-weight $lm_head_weight --lm-interp "$lm_interp" --lm-sweep "$lm_sweep" --lm-seconds $lm_seconds --ens-criterion $ens_criterion --phone-timings corpus/synth_en_$tier/meta/train.utts.jsonl
+    --zoo "$zoo" --seq-models "$seq_models" --seq-criterion $seq_criterion --seq-opts "$seq_opts" \
+    --lm-units "$lm_units" --lm-ablation "$lm_ablation" --lm-head-weight $lm_head_weight --lm-interp "$lm_interp" --lm-sweep "$lm_sweep" --lm-seconds $lm_seconds --lm-topk $lm_topk --ens-criterion $ens_criterion --phone-timings corpus/synth_en_$tier/meta/train.utts.jsonl
 fi
 
 log "Done."
