@@ -45,6 +45,8 @@ def test_results_table_and_claims(tmp_path):
     for s in ("dev", "test"):
         (root / "data" / s).mkdir(parents=True)
         (root / "data" / s / "text").write_text("".join(f"{u} {r}\n" for u, r in REFS.items()))
+    # the first 20 test utterances clean, the rest noisy
+    (root / "data/test/utt2condition").write_text("".join(f"u{i} {'clean' if i < 20 else 'noise'}\n" for i in range(40)))
     post = root / "exp/ens/post_k10_train"
     post.mkdir(parents=True)
     curve = {str(k): round(min(1.0, 0.2 + 0.02 * k), 3) for k in range(1, 101)}
@@ -101,7 +103,23 @@ def test_results_table_and_claims(tmp_path):
             "from 0.220 to 0.400; the hard labels are worth 9.38 points at k=1.") in text
     assert "at k=10 the soft labels keep 0.400 of the mass" in text
     assert "`student_k10` vs `student_interp_k10`: dev 13.12% vs 15.00%; test 8.12% vs 12.50%" in text
-    assert text.rstrip().endswith("timing line")
+    # the claims table: seeds pooled per utterance (tdnn's three seeds err on utterances 0-31, 0-35, 0-33; the student's
+    # on 0-11, 0-13, 0-12), the MDE (1.95996 + 0.84162) * sqrt(U) * sd(d) / the reference's mean errors, by hand
+    ref = np.array([1.0] * 32 + [2 / 3] * 2 + [1 / 3] * 2 + [0.0] * 4)
+    new = np.array([1.0] * 12 + [2 / 3, 1 / 3] + [0.0] * 26)
+    mde = 100 * 2.80158 * np.sqrt(40) * np.std(new - ref) / ref.sum()
+    row = [line for line in text.splitlines() if line.startswith("| student vs baseline |")][0].split(" | ")
+    assert row[2:5] == ["`student_k10` 8.12 ± 0.62 (n=3)", "`tdnn` 21.25 ± 1.25 (n=3)", "+61.8%"]
+    assert row[5] == "0.000" and row[6] == f"{mde:.1f}%" and row[7] == "reproduced |"
+    row = [line for line in text.splitlines() if line.startswith("| student vs ensemble |")][0].split(" | ")
+    assert row[3] == "`ensemble_logit` 10.00 (n=1)" and row[7] == "inconclusive (seeds 3 vs 1; 3 needed) |"
+    # WER by condition of the baseline, the ensemble and the student (first seeds: 32, 16, 12 errors on utterances 0..n-1)
+    assert "| clean | 20 | 80 | 25.00 | 20.00 | 15.00 |" in text and "| noise | 20 | 80 | 15.00 | 0.00 | 0.00 |" in text
+    # the pictures, written beside RESULTS.md and embedded after the notes
+    for png in ("wer_by_system.png", "wer_vs_k.png"):
+        assert (root / png).read_bytes()[:4] == b"\x89PNG" and f"]({png})" in text
+    assert not (root / "lm_ablation.png").exists()
+    assert text.index("timing line") < text.index("](wer_by_system.png)")
     # the compare command: one column a system, test at dev's setting, † at its own best
     from kdhybrid.distill.results import compare_table
 
@@ -248,6 +266,13 @@ def test_results_sequence_trained_rows_and_claims(tmp_path):
     # both seeds are members; the best on dev (tdnn, 30 errors against 34) with its own test WER
     assert ("`ensemble_logit` (logit fusion of `tdnn`, `tdnn_seed2`) has 10.00% WER on test against 20.00% for its best member on dev, "
             "`tdnn`: 50.0% relative better") in text
+    # the claims table: each sequence-trained network against its exact source, one seed a side
+    claims = {line.split(" | ")[0][2:]: line.split(" | ") for line in text.splitlines() if line.startswith("| ") and " | Chebotar" in line}
+    assert claims["`tdnn_smbr` vs its source `tdnn`"][2:5] == ["`tdnn_smbr` 17.50 (n=1)", "`tdnn` 20.00 (n=1)", "+12.5%"]
+    assert claims["`tdnn_smbr` vs its source `tdnn`"][5] == f"{p1:.3f}"
+    assert claims["smbr after distillation (`student_k10_smbr` vs `tdnn_smbr`)"][4] == "+64.3%"
+    assert claims["CE + smbr ensemble `ensemble_logit_smbr`"][4] == "+12.5%"
+    assert claims["ensemble vs best member (`tdnn`)"][2:4] == ["`ensemble_logit` 10.00 (n=1)", "`tdnn` 20.00 (n=1)"]
 
 
 def test_results_lm_head_rows_and_claims(tmp_path):
@@ -297,3 +322,12 @@ def test_results_lm_head_rows_and_claims(tmp_path):
     p_int = paired_bootstrap(errs("tdnn_lminterp_senone"), errs("tdnn_lm_senone"), w)
     assert ("`tdnn_lm_senone` (a senone LM head) has 18.75% WER on test against 22.50% for `tdnn_lminterp_senone` (the same LM's "
             f"targets interpolated into the main head): 16.7% relative better (paired bootstrap p = {p_int:.3f}") in text
+    # the claims table: all three heads against the paper's 9%; the stability row (one run a point: no verdict)
+    row = [line for line in text.splitlines() if line.startswith("| LM heads: monophone + senone + subword |")][0].split(" | ")
+    assert row[1] == "Lee & Chang: all three heads 7.98% -> 7.26% WER, 9% relative" and row[4] == "+25.0%"
+    assert row[7] == "inconclusive (seeds 1 vs 1; 3 needed) |"
+    row = [line for line in text.splitlines() if line.startswith("| stability over the weight")][0].split(" | ")
+    # test errors 31, 32 (head) and 33, 38 (interpolation): ranges 0.62 and 3.13 points (WERs rounded to 0.01: 23.75 - 20.62)
+    assert row[2:4] == ["heads: 0.62 (2 weights 0.1-0.5)", "interpolation: 3.13 (2 weights 0.1-0.5)"]
+    assert row[7] == "inconclusive (1 seed(s) a point; 3 needed) |"
+    assert (root / "lm_ablation.png").read_bytes()[:4] == b"\x89PNG" and "](lm_ablation.png)" in text

@@ -1,5 +1,7 @@
 """Write the recipe's RESULTS.md from its decode dirs' wer.json files (one row per system,
-seeds grouped, a paired bootstrap test between baseline and student, the claims checked).
+seeds grouped; the claims table with paired bootstrap p-values, minimum detectable effects and
+verdicts; the claims in words; the WER by condition of the baseline, the ensemble and the
+student) and its pictures beside it (wer_by_system.png, wer_vs_k.png, lm_ablation.png).
 
 e.g.: python -m kdhybrid.bin.results --baseline tdnn --ensemble ensemble_logit --student student_k10 \\
         --post-dir exp/ensemble_logit/post_k10_train RESULTS.md

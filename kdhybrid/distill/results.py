@@ -19,6 +19,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from kdhybrid.distill.significance import bootstrap_p, compare, verdict
+
 Pathlike = Union[str, Path]
 
 
@@ -189,13 +191,9 @@ def describe_model(exp: Path):
 
 def paired_bootstrap(err_a: np.ndarray, err_b: np.ndarray, words: np.ndarray, n: int = 10000, seed: int = 0) -> float:
     """Two-sided p-value that systems a and b have the same WER: utterances resampled with
-    replacement ``n`` times; p = 2 * min(P(diff <= 0), P(diff >= 0)) of the resampled
-    differences in errors."""
-    rng = np.random.default_rng(seed)
-    d = (err_a - err_b).astype(np.float64)
-    idx = rng.integers(0, len(d), size=(n, len(d)))
-    diffs = d[idx].sum(1)
-    return float(min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())))
+    replacement ``n`` times (:func:`kdhybrid.distill.significance.bootstrap_p` of the
+    per-utterance differences in errors)."""
+    return bootstrap_p((np.asarray(err_a) - np.asarray(err_b)).astype(np.float64), n, seed)
 
 
 def utterance_error_vector(hyps_file: Path, data_dir: Path) -> Tuple[np.ndarray, np.ndarray, List[str]]:
@@ -259,7 +257,8 @@ def write_results(recipe_dir: Pathlike, out: Pathlike, sets: Sequence[str], base
     lines.append("")
     by = {n: groups[n] for n in names}
     claims = claims_text(root, by, sets, baseline, ensemble, student, post_dir)
-    lines += claims + [""] + list(extra_lines)
+    lines += claims + [""] + condition_table(root, by, sets, [baseline, ensemble, student]) + list(extra_lines)
+    figures = list(figures) + result_figures(Path(out).parent, by, sets, baseline, post_dir)
     for png, caption in figures:
         if not (Path(out).parent / png).is_file():
             raise FileNotFoundError(f"write_results: figure {Path(out).parent / png} does not exist")
@@ -267,6 +266,64 @@ def write_results(recipe_dir: Pathlike, out: Pathlike, sets: Sequence[str], base
     text = "\n".join(lines) + "\n"
     Path(out).write_text(text)
     return text
+
+
+def condition_table(root: Path, by: Dict[str, List[System]], sets, names: Sequence[str]) -> List[str]:
+    """Markdown lines: the test WER of the systems ``names`` (their first seed; the hypotheses
+    scored in the table) broken down by each utterance's condition (``data/<test>/utt2condition``,
+    :func:`kdhybrid.decode.scoring.wer_by_group`); nothing without that table."""
+    from kdhybrid.decode.scoring import read_utt_groups, wer_by_group
+    from kdhybrid.io.tables import read_text_table
+
+    test = "test" if "test" in sets else sets[-1]
+    groups = read_utt_groups(root / "data" / test, ("condition",))
+    cols = [n for n in dict.fromkeys(names) if n in by and by[n][0].hyps.get(test)]
+    if not groups or not cols:
+        return []
+    refs = dict(read_text_table(root / "data" / test / "text", min_fields=1))
+    tables = {n: wer_by_group(refs, dict(read_text_table(by[n][0].hyps[test], min_fields=1)), groups)["condition"] for n in cols}
+    conds = list(tables[cols[0]])
+    out = [f"## WER by condition ({test})", "",
+           f"The {test} WER (%) of each utterance condition (`data/{test}/utt2condition`), the first seed of each system.", "",
+           "| condition | utterances | words | " + " | ".join(f"`{n}`" for n in cols) + " |", "|---|---|---|" + "---|" * len(cols)]
+    for c in conds:
+        t0 = tables[cols[0]][c]
+        out.append(f"| {c} | {t0['sentences']} | {t0['words']} | " + " | ".join(f"{tables[n][c]['wer']:.2f}" for n in cols) + " |")
+    return out + [""]
+
+
+def result_figures(out_dir: Path, by: Dict[str, List[System]], sets, baseline: str, post_dir: Optional[str]) -> List[Tuple[str, str]]:
+    """The pictures of RESULTS.md, written into ``out_dir``: (PNG name, caption) pairs. WER per
+    system with seed error bars (the test set); dev WER against k with the teacher's mass curve
+    (when the k grid and the dump's post.json are there); the LM-head ablation (when there)."""
+    from kdhybrid.distill.figures import plot_lm_ablation, plot_wer_by_system, plot_wer_vs_k
+
+    test = "test" if "test" in sets else sets[-1]
+    dev = "dev" if "dev" in sets else sets[0]
+    wers = lambda g, x: [s.wer[x] for s in g if x in s.wer]  # noqa: E731
+    out: List[Tuple[str, str]] = []
+    rows = [(n, wers(g, test)) for n, g in by.items() if wers(g, test) and not _in_sweep(n)]
+    if rows:
+        plot_wer_by_system(rows, test, out_dir / "wer_by_system.png")
+        out.append(("wer_by_system.png", f"{test} WER of every system (mean over seeds, error bars: sd, n seeds above each bar)"))
+    grid: Dict[str, Dict[str, List[float]]] = {}
+    for n, g in by.items():
+        m = re.fullmatch(r"student_k(\d+|all)(_nohard)?", n)
+        if m and g[0].kind == "student" and wers(g, dev):
+            grid.setdefault("soft labels only" if m.group(2) else "with the hard labels", {})[m.group(1)] = wers(g, dev)
+    post = Path(post_dir) / "post.json" if post_dir else None
+    if post is not None and post.is_file() and sum(len(v) for v in grid.values()) >= 2:
+        plot_wer_vs_k(grid, json.loads(post.read_text())["mass_curve"], dev, out_dir / "wer_vs_k.png")
+        out.append(("wer_vs_k.png", f"{dev} WER of the top-k students against k, and the teacher's probability mass kept by its top k "
+                                    "(Yang et al.'s Figure 1)"))
+    heads = [(n, g) for n, g in by.items() if g[0].lm_heads and g[0].kind == "member" and wers(g, test) and not _in_sweep(n)]
+    if heads and baseline in by and wers(by[baseline], test):
+        acc = lambda g: (100 * float(np.mean([s.dev_acc for s in g if s.dev_acc is not None]))  # noqa: E731
+                         if any(s.dev_acc is not None for s in g) else None)
+        plot_lm_ablation([(n, acc(g), wers(g, test)) for n, g in [(baseline, by[baseline])] + heads], baseline, test,
+                         out_dir / "lm_ablation.png")
+        out.append(("lm_ablation.png", f"The LM-head ablation (Lee & Chang's Table 1): {test} WER and dev frame accuracy"))
+    return out
 
 
 def _natural(name: str):
@@ -323,9 +380,110 @@ def _p_value(a: System, b: System, x: str, root: Path) -> Optional[float]:
 
 
 def claims_text(root: Path, by: Dict[str, List[System]], sets, baseline: str, ensemble: str, student: str, post_dir: Optional[str]) -> List[str]:
-    """The claims section: one numbered paragraph a claim whose systems are in ``by``."""
+    """The claims section: the claims table (:func:`claims_table`), then one numbered paragraph
+    a claim whose systems are in ``by``."""
     out = _claims(root, by, sets, baseline, ensemble, student, post_dir)
-    return ["## The papers' claims on this data", ""] + [f"{i}. {t}" for i, t in enumerate(out, 1)]
+    return (["## The papers' claims on this data", ""] + claims_table(root, by, sets, baseline, ensemble, student)
+            + [f"{i}. {t}" for i, t in enumerate(out, 1)])
+
+
+@dataclass
+class ClaimRow:
+    """One claim of the papers as a comparison of two systems of the table: ``new`` (its seeds)
+    is claimed better than ``ref`` (its seeds)."""
+    claim: str
+    paper: str  # what the paper reports, in words and its figures where the issues give them
+    ref: List[System]
+    new: List[System]
+    paper_relative: Optional[float] = None  # the paper's relative WER gain (%), where it gives one figure
+
+
+def claim_rows(by: Dict[str, List[System]], baseline: str, ensemble: str, student: str, test: str) -> List[ClaimRow]:
+    """The claims of the three papers whose systems are in ``by`` (seed groups by name), in the
+    order of the papers: Yang et al., Chebotar & Waters, Lee & Chang."""
+    rows: List[ClaimRow] = []
+    has = lambda n: n in by and _mean_wer(by[n], test) is not None  # noqa: E731
+    one = _by_name(by)
+    if has(baseline) and has(student):
+        rows.append(ClaimRow("student vs baseline", "Yang et al.: the student beats a same-size hard-label model", by[baseline], by[student]))
+    if has(ensemble) and has(student):
+        rows.append(ClaimRow("student vs ensemble", "Yang et al.: the student beats even the teacher ensemble", by[ensemble], by[student]))
+    if has(ensemble) and (by[ensemble][0].exp / "ensemble.json").is_file():
+        members = [one[Path(m).name] for m in json.loads((by[ensemble][0].exp / "ensemble.json").read_text())["members"]
+                   if Path(m).name in one and "dev" in one[Path(m).name].wer and test in one[Path(m).name].wer]
+        if members:
+            best = min(members, key=lambda m: m.wer["dev"])
+            rows.append(ClaimRow(f"ensemble vs best member (`{best.name}`)", "Chebotar & Waters: the ensemble beats its best member", [best], by[ensemble]))
+    ks = [n for n in by if re.fullmatch(r"student_k\d+", n) and has(n) and _mean_wer(by[n], "dev") is not None]
+    if ks and has("student_kall"):
+        best = min(ks, key=lambda n: _mean_wer(by[n], "dev"))
+        rows.append(ClaimRow(f"which k: `{best}` (best on dev) vs k = all", "Yang et al.: the top-k essence is enough; the full distribution adds nothing",
+                             by["student_kall"], by[best]))
+    init = f"student_init_{student.split('_', 1)[-1]}"
+    if has(init) and has(student):
+        rows.append(ClaimRow("student initialised from a member", "Chebotar & Waters: initialising the student from a member helps", by[student], by[init]))
+    seq = {n: s for n, s in one.items() if s.criterion not in ("", "ce") and test in s.wer}
+    for n, s in seq.items():
+        if s.source in one and test in one[s.source].wer:
+            rows.append(ClaimRow(f"`{n}` vs its source `{s.source}`", f"Chebotar & Waters: {s.criterion} after cross-entropy helps", [one[s.source]], [s]))
+    for n, s in seq.items():
+        b = [m for m, h in seq.items() if h.source == baseline and h.criterion == s.criterion]
+        if s.source == student and b:
+            rows.append(ClaimRow(f"{s.criterion} after distillation (`{n}` vs `{b[0]}`)",
+                                 f"Chebotar & Waters: {s.criterion} after distillation beats {s.criterion} of a same-size baseline, up to 8.9% relative",
+                                 [seq[b[0]]], [s]))
+    if has(ensemble):
+        for n, g in by.items():
+            if g[0].kind == "ensemble" and n != ensemble and has(n) and (g[0].exp / "ensemble.json").is_file():
+                names = [Path(m).name for m in json.loads((g[0].exp / "ensemble.json").read_text())["members"]]
+                if any(m in seq for m in names):
+                    rows.append(ClaimRow(f"CE + {seq[next(m for m in names if m in seq)].criterion} ensemble `{n}`",
+                                         "Chebotar & Waters: members of different criteria make a better ensemble", by[ensemble], g))
+    if has(baseline):
+        for n, g in sorted(by.items(), key=lambda kv: (len(kv[1][0].lm_heads), _natural(kv[0]))):
+            if g[0].lm_heads and g[0].kind == "member" and has(n) and not _in_sweep(n):
+                units = sorted(g[0].lm_heads)
+                rows.append(ClaimRow(f"LM heads: {' + '.join(units)}", "Lee & Chang: all three heads 7.98% -> 7.26% WER, 9% relative"
+                                     if len(units) == 3 else "Lee & Chang: each LM head helps (their Table 1)", by[baseline], g,
+                                     9.0 if len(units) == 3 else None))
+    return rows
+
+
+def claims_table(root: Path, by: Dict[str, List[System]], sets, baseline: str, ensemble: str, student: str) -> List[str]:
+    """The claims table (markdown lines): one row per claim of :func:`claim_rows` on the test
+    set, ours as mean +- sd over seeds (n), the relative change, the paired bootstrap p-value
+    and the minimum detectable effect of the seeds-pooled comparison
+    (:mod:`kdhybrid.distill.significance`) and the verdict."""
+    test = "test" if "test" in sets else sets[-1]
+    rows = claim_rows(by, baseline, ensemble, student, test)
+    if not rows:
+        return []
+    out = [f"Each claim on {test} (WER %, mean ± sd over seeds, n seeds): paired bootstrap over utterances of the seeds' mean "
+           "errors; MDE: the relative difference this comparison detects at p < 0.05 with 80% power; a verdict needs 3 seeds on "
+           "both sides.", "", "| claim | paper | ours: claimed better | ours: reference | relative | p | MDE | verdict |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        sides = []
+        for g in (r.new, r.ref):
+            sides.append([utterance_error_vector(s.hyps[test], root / "data" / test) for s in g if s.hyps.get(test)])
+        if not sides[0] or not sides[1]:
+            continue
+        c = compare([e for e, _, _ in sides[1]], [e for e, _, _ in sides[0]], sides[0][0][1])
+        cell = lambda m, sd, n, g: f"`{g[0].name}` {m:.2f}" + (f" ± {sd:.2f}" if sd is not None else "") + f" (n={n})"  # noqa: E731
+        out.append(f"| {r.claim} | {r.paper} | {cell(c.new_wer, c.new_sd, c.new_n, r.new)} | {cell(c.ref_wer, c.ref_sd, c.ref_n, r.ref)} "
+                   f"| {c.relative:+.1f}% | {c.p:.3f} | {c.mde:.1f}% | {verdict(c, r.paper_relative)} |")
+    sweep = _sweep(by, baseline, test)
+    if all(len(v) >= 2 for v in sweep.values()):  # stability: the WER range over the weight grid, no pairwise test
+        rng = {k: max(x for x, _ in v.values()) - min(x for x, _ in v.values()) for k, v in sweep.items()}
+        seeds = min(n for v in sweep.values() for _, n in v.values())
+        pts = {k: f"{len(v)} weights {min(v):g}-{max(v):g}" for k, v in sweep.items()}
+        ok = rng["head"] <= rng["interpolation"] / 2  # issue 19's target: at most half interpolation's range
+        out.append(f"| stability over the weight (range of {test} WER) | Lee & Chang: label interpolation is unstable across its "
+                   f"hyper-parameters, the heads are not | heads: {rng['head']:.2f} ({pts['head']}) | interpolation: "
+                   f"{rng['interpolation']:.2f} ({pts['interpolation']}) | - | - | - | "
+                   + (("reproduced" if ok else "not reproduced") + " (head range " + ("at most" if ok else "more than")
+                      + " half of interpolation's)" if seeds >= 3 else f"inconclusive ({seeds} seed(s) a point; 3 needed)") + " |")
+    return out + [""]
 
 
 def _ensemble_vs_members(root: Path, by: Dict[str, List[System]], ensemble: str, sets, test: str) -> Optional[str]:
@@ -405,6 +563,14 @@ def _in_sweep(name: str) -> bool:
     return any(re.search(pat + "$", name) for pat in _SWEEP.values())
 
 
+def _sweep(by: Dict[str, List[System]], baseline: str, x: str) -> Dict[str, Dict[float, Tuple[float, int]]]:
+    """The stability experiment's points on set ``x``: {"head" | "interpolation": {weight:
+    (mean WER over seeds, seeds)}}."""
+    return {kind: {float(m.group(1)): (_mean_wer(g, x), len(g)) for n, g in by.items()
+                   for m in [re.fullmatch(re.escape(baseline) + pat, n)] if m and _mean_wer(g, x) is not None}
+            for kind, pat in _SWEEP.items()}
+
+
 def _lm_claims(root: Path, by: Dict[str, List[System]], baseline: str, sets, test: str) -> List[str]:
     """Lee & Chang's claims: the networks with LM heads against the hard-label baseline (dev
     frame accuracy and test WER), and the senone head against label interpolation of the same
@@ -427,9 +593,7 @@ def _lm_claims(root: Path, by: Dict[str, List[System]], baseline: str, sets, tes
                    f"WER 7.98% to 7.26%, 9% relative). Against the hard-label baseline `{baseline}` "
                    f"({f'dev frame accuracy {np.mean(acc):.1f}%, ' if acc else ''}{test} {bw:.2f}%): " + "; ".join(rows) + ".")
     dev = "dev" if "dev" in sets else sets[0]
-    sweep = {kind: {float(m.group(1)): _mean_wer(g, dev) for n, g in by.items()
-                    for m in [re.fullmatch(re.escape(baseline) + pat, n)] if m and _mean_wer(g, dev) is not None}
-             for kind, pat in _SWEEP.items()}
+    sweep = {kind: {w: x for w, (x, _) in v.items()} for kind, v in _sweep(by, baseline, dev).items()}
     if all(len(v) >= 2 for v in sweep.values()):
         rng = {k: max(v.values()) - min(v.values()) for k, v in sweep.items()}
         row = {k: ", ".join(f"{w:g}: {x:.2f}" for w, x in sorted(v.items())) for k, v in sweep.items()}
