@@ -337,7 +337,7 @@ results() {  # results <sets> <notes...>
     figs+=(--figure "learning_curves.png:The zoo's learning curves (dev frame cross-entropy and accuracy per epoch)")
   fi
   python -m kdhybrid.bin.results --sets "$sets" --baseline ${zoo%% *} --ensemble ensemble_logit --student student_k$topk \
-    --post-dir $post "${notes[@]}" "${figs[@]}" RESULTS.md > /dev/null
+    --post-dir $post --archive results "${notes[@]}" "${figs[@]}" RESULTS.md > /dev/null  # results/: what it was written from
 }
 elapsed() { local t=$(( $(date +%s) - $1 )); echo "$((t / 60)) min $((t % 60)) s"; }
 table_sets() {  # the sets of RESULTS.md: the full grid's once stage 13 has run (the table keeps its columns), else the core's

@@ -40,6 +40,20 @@ def _model(exp: Path, acc: float, distill: dict = None, hidden: int = 8) -> None
                                                       "train_config": tc, "train_seconds": 100.0})
 
 
+def _regenerates(root: Path, text: str) -> None:
+    """The archive written with RESULTS.md holds all it was written from: RESULTS.md written again
+    from the archive alone (no checkpoints, no full decode dirs) is the same text, with its pictures."""
+    from kdhybrid.distill.results import regenerate_results
+
+    a = root / "results"
+    assert not list(a.rglob("*.pt")) and not list(a.rglob("lat.*")) and (a / "results_args.json").is_file()
+    again = root / "again"
+    again.mkdir()
+    assert regenerate_results(a, again / "RESULTS.md") == text == (again / "RESULTS.md").read_text()
+    for png in ("wer_by_system.png",):
+        assert (again / png).read_bytes()[:4] == b"\x89PNG"
+
+
 def test_results_table_and_claims(tmp_path):
     root = tmp_path
     for s in ("dev", "test"):
@@ -77,7 +91,8 @@ def test_results_table_and_claims(tmp_path):
     _decode(root / "exp/tri1", "test", 50, sweep=False)  # no dev decode: test at its own best, marked
     (root / "exp/tri1/final.pkl").write_bytes(b"")
     text = write_results(root, root / "RESULTS.md", ["dev", "test"], "tdnn", "ensemble_logit", "student_k10",
-                         str(post), extra_lines=["timing line"])
+                         "exp/ens/post_k10_train", extra_lines=["timing line"], archive=root / "results")  # (relative to root)
+    _regenerates(root, text)
     assert (root / "RESULTS.md").read_text() == text
     rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
     # seeds grouped: mean and sample sd of the three WERs (32, 36, 34 errors of 160 -> 20.0, 22.5, 21.25 %)
@@ -239,7 +254,8 @@ def test_results_sequence_trained_rows_and_claims(tmp_path):
                                                        "fusion": "logit", "selection": {"dev_acc": 0.35}}))
         _decode(ens, "dev", 24)
         _decode(ens, "test", test)
-    text = write_results(root, root / "RESULTS.md", ["dev", "test"], "tdnn", "ensemble_logit", "student_k10")
+    text = write_results(root, root / "RESULTS.md", ["dev", "test"], "tdnn", "ensemble_logit", "student_k10", archive=root / "results")
+    _regenerates(root, text)
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
     # test at dev's LM weight: 28 errors of 160 words; no dev frame accuracy; the source's description
     assert rows["tdnn_smbr"][1:7] == ["member", "16.25", "17.50", "-", "0.00 M", "50"]
@@ -297,7 +313,8 @@ def test_results_lm_head_rows_and_claims(tmp_path):
         save_final(e / "final.pt", m, torch.zeros(5), {"history": [{"dev_acc": 0.3 + test / 1000}], "train_config": tc, "train_seconds": 1.0})
         _decode(e, "dev", 30 + (test % 10 if "_w0" in name or "_l0" in name else 0))
         _decode(e, "test", test)
-    text = write_results(root, root / "RESULTS.md", ["dev", "test"], "tdnn", "ensemble_logit", "student_k10")
+    text = write_results(root, root / "RESULTS.md", ["dev", "test"], "tdnn", "ensemble_logit", "student_k10", archive=root / "results")
+    _regenerates(root, text)
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
     # dev errors 31, 32 (head) and 33, 38 (interpolation) of 160 words
     assert ("dev WER (%) of `tdnn` with a senone LM head of weight 0.1: 19.38, 0.5: 20.00 (range 0.62); with the same LM's targets "
@@ -331,3 +348,14 @@ def test_results_lm_head_rows_and_claims(tmp_path):
     assert row[2:4] == ["heads: 0.62 (2 weights 0.1-0.5)", "interpolation: 3.13 (2 weights 0.1-0.5)"]
     assert row[7] == "inconclusive (1 seed(s) a point; 3 needed) |"
     assert (root / "lm_ablation.png").read_bytes()[:4] == b"\x89PNG" and "](lm_ablation.png)" in text
+
+
+def test_committed_results_regenerate(tmp_path):
+    """The committed RESULTS.md is what the code writes from the committed run's archive
+    (egs/synth_en/s5/results, written by the recipe's results step beside RESULTS.md)."""
+    from kdhybrid.distill.results import regenerate_results
+
+    s5 = Path(__file__).resolve().parent.parent / "egs/synth_en/s5"
+    if not (s5 / "results/results_args.json").is_file():
+        pytest.skip("no run archive committed yet (egs/synth_en/s5/results): the committed RESULTS.md predates the archive")
+    assert regenerate_results(s5 / "results", tmp_path / "RESULTS.md") == (s5 / "RESULTS.md").read_text()

@@ -12,6 +12,7 @@ over utterances (Bisani & Ney, 2004) on the per-utterance errors of their ``hyp.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ class System:
     criterion: str = ""  # a network's training criterion: ce, or smbr / mmi / bmmi (sequence training)
     source: str = ""  # the exp dir a sequence-trained network was fine-tuned from
     lm_heads: Dict[str, float] = field(default_factory=dict)  # LM-to-AM distillation: unit -> head weight
+    files: List[Path] = field(default_factory=list)  # the scoring files its WERs were read from (what an archive keeps)
 
 
 def _decode_dir(exp: Path, test_set: str, lms: Sequence[str], prefix: str = "decode") -> Tuple[Optional[Path], str]:
@@ -81,15 +83,20 @@ def _score_sets(s: System, sets: Sequence[str], lms: Sequence[str], tune_set: st
             tuned = dev_tuned(d, exp / f"{prefix}_{lm}_{tune_set}") if x != tune_set else None
             if tuned is not None:
                 s.wer[x], s.hyps[x] = tuned[0]["wer"], tuned[3]
+                s.files.append(d / f"wer_{tuned[1]}_{tuned[2]}")
             elif x != tune_set:
                 s.own_best.append(x)
+            s.files += [d / "wer.json", s.hyps[x]]
 
 
 def describe_training(s: System) -> None:
     """Fill ``s``'s kind, dev frame accuracy, parameters, training time and note from its exp
     dir (ensemble.json, a network's final.pt or a GMM's final.pkl)."""
     exp = s.exp
-    if (exp / "ensemble.json").is_file():
+    if (exp / _SUMMARY).is_file():  # an archived system (archive_results): what was described when it was archived
+        for k, v in json.loads((exp / _SUMMARY).read_text()).items():
+            setattr(s, k, v)
+    elif (exp / "ensemble.json").is_file():
         cfg = json.loads((exp / "ensemble.json").read_text())
         s.kind = "ensemble"
         s.dev_acc = cfg.get("selection", {}).get("dev_acc")
@@ -131,6 +138,10 @@ def describe_training(s: System) -> None:
     elif (exp / "final.pkl").is_file():
         s.kind = "gmm"
         s.note = "GMM-HMM"
+
+
+_SUMMARY = "results_summary.json"  # an archived system's description (archive_results)
+_DESCRIBED = ("kind", "dev_acc", "params", "train_seconds", "note", "criterion", "source", "lm_heads")
 
 
 def _beside(path: Path, exp: Path) -> Path:
@@ -227,10 +238,14 @@ def _fmt(vals: Sequence[Optional[float]], digits: int = 2) -> str:
 
 def write_results(recipe_dir: Pathlike, out: Pathlike, sets: Sequence[str], baseline: str, ensemble: str, student: str,
                   post_dir: Optional[str] = None, order: Sequence[str] = (), extra_lines: Sequence[str] = (),
-                  figures: Sequence[Tuple[str, str]] = ()) -> str:
-    """Write RESULTS.md (returns its text). ``figures``: (PNG path relative to ``out``'s dir,
-    caption) pairs embedded under the table; a missing PNG is an error."""
+                  figures: Sequence[Tuple[str, str]] = (), archive: Optional[Pathlike] = None) -> str:
+    """Write RESULTS.md (returns its text) and its pictures beside it. ``figures``: more (PNG
+    path relative to ``out``'s dir, caption) pairs to embed; a missing PNG is an error.
+    ``archive``: a dir to keep what the table was written from (:func:`archive_results`)."""
+    from kdhybrid.io.tables import atomic_write_text
+
     root = Path(recipe_dir)
+    figures_in = list(figures)
     systems = [s for s in (describe(e, sets) for e in sorted((root / "exp").iterdir()) if e.is_dir()) if s is not None]
     groups = group_seeds(systems)
     rank = {n: i for i, n in enumerate(order)}
@@ -258,14 +273,87 @@ def write_results(recipe_dir: Pathlike, out: Pathlike, sets: Sequence[str], base
     by = {n: groups[n] for n in names}
     claims = claims_text(root, by, sets, baseline, ensemble, student, post_dir)
     lines += claims + [""] + condition_table(root, by, sets, [baseline, ensemble, student]) + list(extra_lines)
-    figures = list(figures) + result_figures(Path(out).parent, by, sets, baseline, post_dir)
+    figures = list(figures) + result_figures(root, Path(out).parent, by, sets, baseline, post_dir)
     for png, caption in figures:
         if not (Path(out).parent / png).is_file():
             raise FileNotFoundError(f"write_results: figure {Path(out).parent / png} does not exist")
         lines += ["", f"{caption}:", "", f"![{caption}]({png})"]
     text = "\n".join(lines) + "\n"
-    Path(out).write_text(text)
+    atomic_write_text(out, text)
+    if archive is not None:
+        archive_results(root, archive, systems, post_dir, dict(sets=list(sets), baseline=baseline, ensemble=ensemble, student=student,
+                                                               post_dir=post_dir, order=list(order), extra_lines=list(extra_lines),
+                                                               figures=[list(f) for f in figures_in]), Path(out).parent)
     return text
+
+
+def _post_json(root: Path, post_dir: Optional[str]) -> Optional[Path]:
+    """The teacher dump's post.json (its mass curve) of ``post_dir`` (relative to the recipe
+    dir ``root`` unless absolute), or None."""
+    if not post_dir:
+        return None
+    p = Path(post_dir) / "post.json"
+    p = p if p.is_absolute() else root / p
+    return p if p.is_file() else None
+
+
+def archive_results(root: Path, dest: Pathlike, systems: Sequence[System], post_dir: Optional[str], args: dict,
+                    figure_dir: Path) -> None:
+    """Keep what RESULTS.md was written from, small enough to commit beside it, laid out like a
+    recipe dir so that :func:`regenerate_results` writes the same RESULTS.md from it: every
+    system's scoring files that were read (``System.files``: wer.json, the dev-tuned
+    ``wer_<lmwt>_<penalty>`` and hypotheses) and its description (``results_summary.json``
+    instead of checkpoints), ensembles' ``ensemble.json``, the test sets' ``text`` and
+    ``utt2condition``, the dump's post.json, the figures passed in, and the arguments
+    (``results_args.json``). Made in ``<dest>.tmp`` and renamed over ``dest``."""
+    import shutil
+
+    from kdhybrid.io.tables import atomic_write_text
+
+    dest = Path(dest)
+    tmp = dest.parent / (dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    def keep(f: Path, rel: Optional[Path] = None) -> None:  # copy f to the same place under the archive
+        t = tmp / (rel or Path(os.path.abspath(f)).relative_to(os.path.abspath(root)))  # (a linked exp dir keeps its name)
+        t.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, t)
+
+    for s in systems:
+        for f in dict.fromkeys(s.files):
+            keep(f)
+        if (s.exp / "ensemble.json").is_file():
+            keep(s.exp / "ensemble.json")
+        e = tmp / Path(os.path.abspath(s.exp)).relative_to(os.path.abspath(root))
+        atomic_write_text(e / _SUMMARY, json.dumps({k: getattr(s, k) for k in _DESCRIBED}, indent=1) + "\n")
+    for x in args["sets"]:
+        for f in ("text", "utt2condition"):
+            if (root / "data" / x / f).is_file():
+                keep(root / "data" / x / f)
+    post = _post_json(root, post_dir)
+    if post is not None:  # where it was under the recipe dir (the text names it), else under post/
+        inside = not Path(post_dir).is_absolute()
+        keep(post, Path(post_dir) / "post.json" if inside else Path("post/post.json"))
+        args = dict(args, post_dir=post_dir if inside else "post")
+    for png, _ in args["figures"]:
+        keep(figure_dir / png, Path("figures") / png)
+    atomic_write_text(tmp / "results_args.json", json.dumps(args, indent=1) + "\n")
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+
+
+def regenerate_results(archive: Pathlike, out: Pathlike) -> str:
+    """RESULTS.md (and its pictures, beside ``out``) written again from an archive of
+    :func:`archive_results`; returns its text."""
+    import shutil
+
+    archive = Path(archive)
+    a = json.loads((archive / "results_args.json").read_text())
+    for png, _ in a["figures"]:
+        (Path(out).parent / png).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(archive / "figures" / png, Path(out).parent / png)
+    return write_results(archive, out, a["sets"], a["baseline"], a["ensemble"], a["student"], a["post_dir"], a["order"],
+                         a["extra_lines"], [tuple(f) for f in a["figures"]])
 
 
 def condition_table(root: Path, by: Dict[str, List[System]], sets, names: Sequence[str]) -> List[str]:
@@ -292,7 +380,7 @@ def condition_table(root: Path, by: Dict[str, List[System]], sets, names: Sequen
     return out + [""]
 
 
-def result_figures(out_dir: Path, by: Dict[str, List[System]], sets, baseline: str, post_dir: Optional[str]) -> List[Tuple[str, str]]:
+def result_figures(root: Path, out_dir: Path, by: Dict[str, List[System]], sets, baseline: str, post_dir: Optional[str]) -> List[Tuple[str, str]]:
     """The pictures of RESULTS.md, written into ``out_dir``: (PNG name, caption) pairs. WER per
     system with seed error bars (the test set); dev WER against k with the teacher's mass curve
     (when the k grid and the dump's post.json are there); the LM-head ablation (when there)."""
@@ -311,8 +399,8 @@ def result_figures(out_dir: Path, by: Dict[str, List[System]], sets, baseline: s
         m = re.fullmatch(r"student_k(\d+|all)(_nohard)?", n)
         if m and g[0].kind == "student" and wers(g, dev):
             grid.setdefault("soft labels only" if m.group(2) else "with the hard labels", {})[m.group(1)] = wers(g, dev)
-    post = Path(post_dir) / "post.json" if post_dir else None
-    if post is not None and post.is_file() and sum(len(v) for v in grid.values()) >= 2:
+    post = _post_json(root, post_dir)
+    if post is not None and sum(len(v) for v in grid.values()) >= 2:
         plot_wer_vs_k(grid, json.loads(post.read_text())["mass_curve"], dev, out_dir / "wer_vs_k.png")
         out.append(("wer_vs_k.png", f"{dev} WER of the top-k students against k, and the teacher's probability mass kept by its top k "
                                     "(Yang et al.'s Figure 1)"))
@@ -642,8 +730,9 @@ def _claims(root: Path, by: Dict[str, List[System]], sets, baseline: str, ensemb
         m = re.fullmatch(r"student_k(\d+|all)(_nohard)?", n)
         if m and g[0].kind == "student":
             grid[(m.group(1), bool(m.group(2)))] = g
-    if grid and post_dir and (Path(post_dir) / "post.json").is_file():
-        curve = json.loads((Path(post_dir) / "post.json").read_text())["mass_curve"]
+    post = _post_json(root, post_dir)
+    if grid and post is not None:
+        curve = json.loads(post.read_text())["mass_curve"]
         dev = "dev" if "dev" in sets else sets[0]
         korder = sorted({k for k, _ in grid}, key=lambda k: (k == "all", int(k) if k.isdigit() else 0))
 
