@@ -576,16 +576,22 @@ def seq_cfg(criterion="smbr", epochs=2, **kw):
                                threads=1, seed=5)
 
 
-def test_training_resumes_exactly_and_stops_on_divergence(syn, tmp_path, monkeypatch):
-    """Kill after epoch 1 and resume == an uninterrupted run, weights and priors; a NaN
-    objective stops naming the epoch and batch and keeps the last good checkpoint; lattices
-    of another model are refused naming both pdf counts."""
+def test_training_resumes_exactly_and_stops_on_divergence(syn, tmp_path, monkeypatch, caplog):
+    """Kill after epoch 1 and resume == an uninterrupted run (that one logging its progress at
+    every batch), weights and priors; a NaN objective stops naming the epoch and batch and keeps
+    the last good checkpoint; lattices of another model are refused naming both pdf counts."""
+    import logging
+    import re
+
     import kdhybrid.train.sequence_trainer as st
     from kdhybrid.train.trainer import load_final
 
     den = make_syn_denlats(syn, tmp_path / "den")
     args = (syn / "cuts/cuts.jsonl.gz", syn / "exp/ali", den, syn / "exp/ce/final.pt")
-    whole = st.train_sequence(seq_cfg(), *args, tmp_path / "whole")
+    with caplog.at_level(logging.INFO):
+        whole = st.train_sequence(seq_cfg(), *args, tmp_path / "whole", progress_seconds=0)
+    done = [int(m.group(1)) for r in caplog.records for m in [re.match(r"epoch 1: batch (\d+) of (\d+), \d+ frames", r.getMessage())] if m]
+    assert done and done == list(range(1, len(done) + 1))  # a line before every batch but the first
     st.train_sequence(seq_cfg(), *args, tmp_path / "killed", stop_after=1)
     assert not (tmp_path / "killed/final.pt").exists() and (tmp_path / "killed/epoch-1.pt").is_file()
     resumed = st.train_sequence(seq_cfg(), *args, tmp_path / "killed", resume=True)

@@ -188,6 +188,7 @@ def sequence_step(model, opt, den: DenominatorBatch, batch: dict, log_priors: to
 def train_sequence(
     cfg: SequenceTrainConfig, train_cuts: Pathlike, ali_dir: Pathlike, den_dir: Pathlike, src_model: Pathlike, exp_dir: Pathlike,
     dev_data: Optional[Pathlike] = None, graph_dir: Optional[Pathlike] = None, resume: bool = False, stop_after: Optional[int] = None,
+    progress_seconds: float = 60.0,
 ) -> dict:
     """Fine-tune ``src_model`` (a final.pt) into ``exp_dir``; returns the history.
 
@@ -195,6 +196,7 @@ def train_sequence(
     :param ali_dir: the numerator alignments (``ali.*.gz`` transition-ids) and ``final.mdl``.
     :param den_dir: the denominator lattices (``steps/make_denlats.sh``) of the same model.
     :param stop_after: end this run after that epoch (as if killed there), to be resumed.
+    :param progress_seconds: a progress line in the log this often (batches done, objective, time left).
     :raises ValueError: lattices of another model or tree (counts named).
     :raises DivergedError: a non-finite objective (epoch and batch named)."""
     from kdhybrid.train.data import CutDataset, global_batches
@@ -234,7 +236,14 @@ def train_sequence(
             return {"history": history, "stopped": True}
         t0 = time.time()
         tot = {"objective": 0.0, "xent": 0.0, "frames": 0, "dropped_frames": 0, "skipped_utts": 0, "batches": 0}
-        for b, ids in enumerate(global_batches(cuts, cfg.max_duration, True, cfg.seed, epoch), 1):
+        batches = list(global_batches(cuts, cfg.max_duration, True, cfg.seed, epoch))
+        shown = time.time()
+        for b, ids in enumerate(batches, 1):
+            if b > 1 and time.time() - shown >= progress_seconds:  # progress in the log: an epoch takes minutes
+                shown = time.time()
+                left = (shown - t0) / (b - 1) * (len(batches) - b + 1)
+                log.info("epoch %d: batch %d of %d, %d frames, objective %.4f a frame, %d utterances skipped, ~%.0f s left in the epoch",
+                         epoch, b - 1, len(batches), tot["frames"], tot["objective"] / max(tot["frames"], 1), tot["skipped_utts"], left)
             den, batch, skipped = load_batch(ids, store, alis, phones, dataset, scfg, ali_dir)
             tot["skipped_utts"] += len(skipped)
             for u, why in skipped:
