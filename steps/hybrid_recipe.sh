@@ -475,10 +475,12 @@ if [ $stage -le 15 ] && [ $stop_stage -ge 15 ]; then
   same() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 == b + 0) }'; }  # same <x> <y>: equal as numbers
   for w in $lm_sweep; do  # the stability experiment: the senone head's weight against interpolation's lambda
     # a point the ablation (senone head at --lm-head-weight) or the --lm-interp run already trained is that model, linked
-    if same $w $lm_head_weight && [[ " $lm_ablation " == *" senone "* ]]; then ln -sfn ${base}_lm_senone exp/${base}_lm_senone_w$w
-    else lm_heads_run ${base}_lm_senone_w$w senone $w; fi
-    if [ -n "$lm_interp" ] && same $w $lm_interp; then ln -sfn ${base}_lminterp_senone exp/${base}_lminterp_senone_l$w
-    else lm_interp_run ${base}_lminterp_senone_l$w $w; fi
+    # (unless a run of that point's own is there: a dir, not a link, trained before or begun, is finished instead)
+    h=exp/${base}_lm_senone_w$w i=exp/${base}_lminterp_senone_l$w
+    if same $w $lm_head_weight && [[ " $lm_ablation " == *" senone "* ]] && { [ -L $h ] || [ ! -e $h ]; }; then ln -sfn ${base}_lm_senone $h
+    else lm_heads_run ${h#exp/} senone $w; fi
+    if [ -n "$lm_interp" ] && same $w $lm_interp && { [ -L $i ] || [ ! -e $i ]; }; then ln -sfn ${base}_lminterp_senone $i
+    else lm_interp_run ${i#exp/} $w; fi
   done
   echo "LM-to-AM distillation (\`./run.sh --stage 15\`: unit LMs $lm_units; heads $lm_ablation) wall time on this machine ($(nproc) cores): $(elapsed $t15)." \
     > exp/results_lm_time.txt

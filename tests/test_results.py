@@ -118,14 +118,31 @@ def test_results_table_and_claims(tmp_path):
             "from 0.220 to 0.400; the hard labels are worth 9.38 points at k=1.") in text
     assert "at k=10 the soft labels keep 0.400 of the mass" in text
     assert "`student_k10` vs `student_interp_k10`: dev 13.12% vs 15.00%; test 8.12% vs 12.50%" in text
-    # the claims table: seeds pooled per utterance (tdnn's three seeds err on utterances 0-31, 0-35, 0-33; the student's
-    # on 0-11, 0-13, 0-12), the MDE (1.95996 + 0.84162) * sqrt(U) * sd(d) / the reference's mean errors, by hand
-    ref = np.array([1.0] * 32 + [2 / 3] * 2 + [1 / 3] * 2 + [0.0] * 4)
-    new = np.array([1.0] * 12 + [2 / 3, 1 / 3] + [0.0] * 26)
-    mde = 100 * 2.80158 * np.sqrt(40) * np.std(new - ref) / ref.sum()
+    # the archive also when test is tuned on a dev decode outside the table's sets; a dir that is not an archive, or a
+    # figure outside the recipe dir, is refused before anything is written
+    from kdhybrid.distill.results import regenerate_results
+
+    t2 = write_results(root, root / "R2.md", ["test"], "tdnn", "ensemble_logit", "student_k10", archive=root / "results2")
+    (root / "again2").mkdir()
+    assert regenerate_results(root / "results2", root / "again2/R2.md") == t2
+    before = (root / "RESULTS.md").read_text()
+    with pytest.raises(ValueError, match="exp exists and is not a results archive"):
+        write_results(root, root / "RESULTS.md", ["dev", "test"], "tdnn", "ensemble_logit", "student_k10", archive=root / "exp")
+    (root / "abs.png").write_bytes(b"\x89PNG")
+    with pytest.raises(ValueError, match="figure .*abs.png: not a relative path inside the recipe dir"):
+        write_results(root, root / "RESULTS.md", ["dev", "test"], "tdnn", "ensemble_logit", "student_k10",
+                      figures=[(str(root / "abs.png"), "x")], archive=root / "results")
+    assert (root / "RESULTS.md").read_text() == before and (root / "exp/tdnn/final.pt").is_file()
+    # the claims table: the three seeds of each side (tdnn's err once on utterances 0-31, 0-35, 0-33 at dev's LM weight;
+    # the student's on 0-11, 0-13, 0-12), built here by hand and compared as kdhybrid.distill.significance does
+    from kdhybrid.distill.significance import compare
+
+    order = [int(u[1:]) for u in sorted(REFS)]  # the utterances in Kaldi's (sorted) order: u0, u1, u10, ...
+    seeds = lambda *ns: [np.array([int(i < n) for i in order]) for n in ns]  # noqa: E731
+    c = compare(seeds(32, 36, 34), seeds(12, 14, 13), np.full(40, 4))
     row = [line for line in text.splitlines() if line.startswith("| student vs baseline |")][0].split(" | ")
-    assert row[2:5] == ["`student_k10` 8.12 ± 0.62 (n=3)", "`tdnn` 21.25 ± 1.25 (n=3)", "+61.8%"]
-    assert row[5] == "0.000" and row[6] == f"{mde:.1f}%" and row[7] == "reproduced |"
+    assert row[2:5] == ["`student_k10` 8.12 ± 0.62 (n=3)", "`tdnn` 21.25 ± 1.25 (n=3)", f"+61.8% ({c.low:+.1f} to {c.high:+.1f})"]
+    assert row[5] == "0.000" and row[6] == f"{c.mde:.1f}%" and row[7] == "reproduced |"
     row = [line for line in text.splitlines() if line.startswith("| student vs ensemble |")][0].split(" | ")
     assert row[3] == "`ensemble_logit` 10.00 (n=1)" and row[7] == "inconclusive (seeds 3 vs 1; 3 needed) |"
     # WER by condition of the baseline, the ensemble and the student (first seeds: 32, 16, 12 errors on utterances 0..n-1)
@@ -284,10 +301,10 @@ def test_results_sequence_trained_rows_and_claims(tmp_path):
             "`tdnn`: 50.0% relative better") in text
     # the claims table: each sequence-trained network against its exact source, one seed a side
     claims = {line.split(" | ")[0][2:]: line.split(" | ") for line in text.splitlines() if line.startswith("| ") and " | Chebotar" in line}
-    assert claims["`tdnn_smbr` vs its source `tdnn`"][2:5] == ["`tdnn_smbr` 17.50 (n=1)", "`tdnn` 20.00 (n=1)", "+12.5%"]
-    assert claims["`tdnn_smbr` vs its source `tdnn`"][5] == f"{p1:.3f}"
-    assert claims["smbr after distillation (`student_k10_smbr` vs `tdnn_smbr`)"][4] == "+64.3%"
-    assert claims["CE + smbr ensemble `ensemble_logit_smbr`"][4] == "+12.5%"
+    assert claims["`tdnn_smbr` vs its source `tdnn`"][2:4] == ["`tdnn_smbr` 17.50 (n=1)", "`tdnn` 20.00 (n=1)"]
+    assert claims["`tdnn_smbr` vs its source `tdnn`"][5] == f"{p1:.3f}"  # one seed a side: the paired bootstrap
+    assert claims["smbr after distillation (`student_k10_smbr` vs `tdnn_smbr`)"][4].startswith("+64.3% (")
+    assert claims["CE + smbr ensemble `ensemble_logit_smbr`"][4].startswith("+12.5% (")
     assert claims["ensemble vs best member (`tdnn`)"][2:4] == ["`ensemble_logit` 10.00 (n=1)", "`tdnn` 20.00 (n=1)"]
 
 
@@ -341,7 +358,7 @@ def test_results_lm_head_rows_and_claims(tmp_path):
             f"targets interpolated into the main head): 16.7% relative better (paired bootstrap p = {p_int:.3f}") in text
     # the claims table: all three heads against the paper's 9%; the stability row (one run a point: no verdict)
     row = [line for line in text.splitlines() if line.startswith("| LM heads: monophone + senone + subword |")][0].split(" | ")
-    assert row[1] == "Lee & Chang: all three heads 7.98% -> 7.26% WER, 9% relative" and row[4] == "+25.0%"
+    assert row[1] == "Lee & Chang: all three heads 7.98% -> 7.26% WER, 9% relative" and row[4].startswith("+25.0% (")
     assert row[7] == "inconclusive (seeds 1 vs 1; 3 needed) |"
     row = [line for line in text.splitlines() if line.startswith("| stability over the weight")][0].split(" | ")
     # test errors 31, 32 (head) and 33, 38 (interpolation): ranges 0.62 and 3.13 points (WERs rounded to 0.01: 23.75 - 20.62)

@@ -1,9 +1,11 @@
-"""Seeds-pooled paired comparison: the p-value, the minimum detectable effect and the verdict,
-against hand computations and a power simulation."""
+"""Paired comparison with seeds: the p-value, the minimum detectable effect, the interval and
+the verdict, against hand computations and simulations of the test's size and power."""
 import numpy as np
 import pytest
 
-from kdhybrid.distill.significance import Comparison, bootstrap_p, compare, minimum_detectable_effect, pooled_errors, verdict
+from kdhybrid.distill.significance import Comparison, bootstrap_p, compare, pooled_errors, verdict
+
+Z = 1.959964 + 0.841621  # z_{0.975} + z_{0.8}
 
 
 def test_pooled_errors_and_seed_statistics():
@@ -27,35 +29,60 @@ def test_bootstrap_p_extremes_and_symmetry():
     assert bootstrap_p(d, 4000) == pytest.approx(bootstrap_p(-d, 4000))
 
 
-def test_minimum_detectable_effect_by_hand():
-    # U = 4 differences of sd 1 (ddof 0), 10 reference errors: (1.95996 + 0.84162) * 2 * 1 / 10 = 56.03%
-    assert minimum_detectable_effect(np.array([1.0, -1.0, 1.0, -1.0]), 10.0) == pytest.approx(56.0317, abs=1e-3)
-    assert minimum_detectable_effect(np.array([1.0, -1.0]), 0.0) == float("inf")
+def test_one_seed_a_side_is_the_paired_bootstrap():
+    """With one seed a side: the p-value is the plain paired bootstrap's, the MDE the normal
+    approximation's (z * sqrt(U) * sd(d) errors, by hand) within the bootstrap's noise."""
+    rng = np.random.default_rng(3)
+    ref = rng.poisson(1.0, 500)
+    new = np.maximum(ref - rng.binomial(1, 0.15, 500) + rng.binomial(1, 0.1, 500), 0)
+    c = compare([ref], [new], np.full(500, 9), n=10000, seed=4)
+    assert c.p == bootstrap_p((ref - new).astype(float), 10000, 4)
+    assert c.mde == pytest.approx(100 * Z * np.sqrt(500) * np.std(new - ref) / ref.sum(), rel=0.03)
+    assert c.low < c.relative < c.high
+
+
+def _seeds(rng, rate, k, seed_sd):
+    """k seeds' per-utterance errors: Poisson around ``rate`` (U,), each seed's rate scaled by 1 + N(0, seed_sd)."""
+    return [rng.poisson(rate * max(0.0, 1 + rng.normal(0, seed_sd))) for _ in range(k)]
+
+
+def test_seed_noise_is_not_an_effect():
+    """Two systems drawn alike, 3 seeds each whose WERs differ by ~10% relative from seed to seed:
+    at most 10% of 100 comparisons are significant at 0.05 (pooling the seeds' errors and
+    resampling only utterances finds 'effects' in about a third of them)."""
+    rng = np.random.default_rng(1)
+    hits = 0
+    for i in range(100):
+        rate = rng.gamma(1.0, 1.0, 300)
+        hits += compare(_seeds(rng, rate, 3, 0.1), _seeds(rng, rate, 3, 0.1), np.full(300, 9), n=1000, seed=i).p < 0.05
+    assert hits / 100 <= 0.10
 
 
 def test_minimum_detectable_effect_has_the_power_it_claims():
-    """Differences drawn with a true mean shift equal to the MDE are found significant in about
-    80% of 200 simulated test sets (binomial sd 2.8 points; 0.70-0.90 is more than 3 sd); the
-    test keeps its size without one."""
+    """One seed a side, a true relative gain equal to the MDE: found significant in about 80% of
+    200 simulated test sets (binomial sd 2.8 points; 0.70-0.90 is over 3 sd); no gain: about 5%."""
     rng = np.random.default_rng(7)
-    u, sd, ref_errors = 400, 1.0, 1000.0
-    mde = minimum_detectable_effect(np.tile([sd, -sd], u // 2), ref_errors)  # differences of sd exactly 1
-    shift = mde / 100 * ref_errors / u  # per-utterance mean difference whose total is the MDE
-    hits = sum(bootstrap_p(rng.normal(shift, sd, u), n=1000, seed=i) < 0.05 for i in range(200))
+    u = 400
+    rate = rng.gamma(1.0, 1.0, u)
+    mde = np.mean([compare([rng.poisson(rate)], [rng.poisson(rate)], np.full(u, 9), n=1000, seed=i).mde for i in range(20)])
+    gain = rate * (1 - mde / 100)
+    hits = sum(compare([rng.poisson(rate)], [rng.poisson(gain)], np.full(u, 9), n=1000, seed=i).p < 0.05 for i in range(200))
     assert 0.70 <= hits / 200 <= 0.90
-    # and without a shift, about alpha = 5% (binomial sd 1.5 points: at most 10%)
-    false = sum(bootstrap_p(rng.normal(0.0, sd, u), n=1000, seed=i) < 0.05 for i in range(200))
+    false = sum(compare([rng.poisson(rate)], [rng.poisson(rate)], np.full(u, 9), n=1000, seed=i).p < 0.05 for i in range(200))
     assert false / 200 <= 0.10
 
 
-def _c(p: float, rel: float, n: int = 3, mde: float = 6.0) -> Comparison:
-    return Comparison(20.0, 20.0 * (1 - rel / 100), None, None, n, n, rel, p, mde)
+def _c(p: float, rel: float, n: int = 3, low: float = -2.0, high: float = 4.0) -> Comparison:
+    return Comparison(20.0, 20.0 * (1 - rel / 100), None, None, n, n, rel, p, 6.0, low, high)
 
 
 def test_verdict_rules():
     assert verdict(_c(0.01, 5.0, n=2)) == "inconclusive (seeds 2 vs 2; 3 needed)"
     assert verdict(_c(0.01, 5.0)) == "reproduced"
     assert verdict(_c(0.01, -5.0)) == "not reproduced (significantly worse)"
-    assert verdict(_c(0.4, 1.0), paper_relative=9.0) == "not reproduced (the paper's 9% was detectable)"
-    assert verdict(_c(0.4, 1.0), paper_relative=5.0) == "inconclusive (not significant)"
+    assert verdict(_c(0.4, 1.0), paper_relative=9.0) == ("not reproduced (the 95% interval, -2.0% to +4.0%, lies below the "
+                                                         "paper's 9%)")
+    assert verdict(_c(0.4, 1.0), paper_relative=3.0) == "inconclusive (not significant)"
     assert verdict(_c(0.4, 1.0)) == "inconclusive (not significant)"
+    assert verdict(_c(0.4, -1.0), no_worse=True) == "reproduced (not significantly worse)"
+    assert verdict(_c(0.01, -5.0), no_worse=True) == "not reproduced (significantly worse)"

@@ -86,7 +86,7 @@ def _score_sets(s: System, sets: Sequence[str], lms: Sequence[str], tune_set: st
                 s.files.append(d / f"wer_{tuned[1]}_{tuned[2]}")
             elif x != tune_set:
                 s.own_best.append(x)
-            s.files += [d / "wer.json", s.hyps[x]]
+            s.files += [d / "wer.json", s.hyps[x]] + ([exp / f"{prefix}_{lm}_{tune_set}" / "wer.json"] if tuned is not None else [])
 
 
 def describe_training(s: System) -> None:
@@ -100,7 +100,7 @@ def describe_training(s: System) -> None:
         cfg = json.loads((exp / "ensemble.json").read_text())
         s.kind = "ensemble"
         s.dev_acc = cfg.get("selection", {}).get("dev_acc")
-        members = [describe_model(_beside(Path(m), exp)) for m in cfg["members"]]
+        members = [describe_model(d) for d in (_beside(Path(m), exp) for m in cfg["members"]) if (d / "final.pt").is_file()]
         s.params = sum(m[1] or 0 for m in members)
         s.train_seconds = sum(m[2] or 0 for m in members)
         s.note = f"{cfg['fusion']} fusion of {', '.join(Path(m).name for m in cfg['members'])}, weights {cfg['weights']}"
@@ -279,11 +279,11 @@ def write_results(recipe_dir: Pathlike, out: Pathlike, sets: Sequence[str], base
             raise FileNotFoundError(f"write_results: figure {Path(out).parent / png} does not exist")
         lines += ["", f"{caption}:", "", f"![{caption}]({png})"]
     text = "\n".join(lines) + "\n"
-    atomic_write_text(out, text)
-    if archive is not None:
+    if archive is not None:  # first: an archive that cannot be made leaves RESULTS.md as it was
         archive_results(root, archive, systems, post_dir, dict(sets=list(sets), baseline=baseline, ensemble=ensemble, student=student,
                                                                post_dir=post_dir, order=list(order), extra_lines=list(extra_lines),
                                                                figures=[list(f) for f in figures_in]), Path(out).parent)
+    atomic_write_text(out, text)
     return text
 
 
@@ -311,8 +311,15 @@ def archive_results(root: Path, dest: Pathlike, systems: Sequence[System], post_
     from kdhybrid.io.tables import atomic_write_text
 
     dest = Path(dest)
+    if dest.exists() and not (dest / "results_args.json").is_file():
+        raise ValueError(f"archive_results: {dest} exists and is not a results archive (no results_args.json): not replaced")
+    inside = lambda p: not Path(p).is_absolute() and ".." not in Path(p).parts  # noqa: E731
+    for what, p in [("--post-dir", post_dir)] * bool(post_dir) + [("figure", png) for png, _ in args["figures"]]:
+        if not inside(p):
+            raise ValueError(f"archive_results: {what} {p}: not a relative path inside the recipe dir; an archive cannot keep it")
     tmp = dest.parent / (dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+
     def keep(f: Path, rel: Optional[Path] = None) -> None:  # copy f to the same place under the archive
         t = tmp / (rel or Path(os.path.abspath(f)).relative_to(os.path.abspath(root)))  # (a linked exp dir keeps its name)
         t.parent.mkdir(parents=True, exist_ok=True)
@@ -320,26 +327,29 @@ def archive_results(root: Path, dest: Pathlike, systems: Sequence[System], post_
 
     for s in systems:
         for f in dict.fromkeys(s.files):
-            keep(f)
+            if Path(f).is_file():  # (a hyp.txt that was never written is missing from the table's source too)
+                keep(f)
         if (s.exp / "ensemble.json").is_file():
             keep(s.exp / "ensemble.json")
         e = tmp / Path(os.path.abspath(s.exp)).relative_to(os.path.abspath(root))
+        e.mkdir(parents=True, exist_ok=True)
         atomic_write_text(e / _SUMMARY, json.dumps({k: getattr(s, k) for k in _DESCRIBED}, indent=1) + "\n")
     for x in args["sets"]:
         for f in ("text", "utt2condition"):
             if (root / "data" / x / f).is_file():
                 keep(root / "data" / x / f)
     post = _post_json(root, post_dir)
-    if post is not None:  # where it was under the recipe dir (the text names it), else under post/
-        inside = not Path(post_dir).is_absolute()
-        keep(post, Path(post_dir) / "post.json" if inside else Path("post/post.json"))
-        args = dict(args, post_dir=post_dir if inside else "post")
+    if post is not None:
+        keep(post, Path(post_dir) / "post.json")
     for png, _ in args["figures"]:
         keep(figure_dir / png, Path("figures") / png)
     atomic_write_text(tmp / "results_args.json", json.dumps(args, indent=1) + "\n")
+    old = dest.parent / (dest.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
     if dest.exists():
-        shutil.rmtree(dest)
+        dest.rename(old)
     tmp.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def regenerate_results(archive: Pathlike, out: Pathlike) -> str:
@@ -484,6 +494,7 @@ class ClaimRow:
     ref: List[System]
     new: List[System]
     paper_relative: Optional[float] = None  # the paper's relative WER gain (%), where it gives one figure
+    no_worse: bool = False  # the claim is that ``new`` is no worse than ``ref`` (not that it is better)
 
 
 def claim_rows(by: Dict[str, List[System]], baseline: str, ensemble: str, student: str, test: str) -> List[ClaimRow]:
@@ -505,8 +516,8 @@ def claim_rows(by: Dict[str, List[System]], baseline: str, ensemble: str, studen
     ks = [n for n in by if re.fullmatch(r"student_k\d+", n) and has(n) and _mean_wer(by[n], "dev") is not None]
     if ks and has("student_kall"):
         best = min(ks, key=lambda n: _mean_wer(by[n], "dev"))
-        rows.append(ClaimRow(f"which k: `{best}` (best on dev) vs k = all", "Yang et al.: the top-k essence is enough; the full distribution adds nothing",
-                             by["student_kall"], by[best]))
+        rows.append(ClaimRow(f"which k: `{best}` (best on dev) vs k = all", "Yang et al.: the top-k essence is enough: no worse than the full distribution",
+                             by["student_kall"], by[best], no_worse=True))
     init = f"student_init_{student.split('_', 1)[-1]}"
     if has(init) and has(student):
         rows.append(ClaimRow("student initialised from a member", "Chebotar & Waters: initialising the student from a member helps", by[student], by[init]))
@@ -546,9 +557,11 @@ def claims_table(root: Path, by: Dict[str, List[System]], sets, baseline: str, e
     rows = claim_rows(by, baseline, ensemble, student, test)
     if not rows:
         return []
-    out = [f"Each claim on {test} (WER %, mean ± sd over seeds, n seeds): paired bootstrap over utterances of the seeds' mean "
-           "errors; MDE: the relative difference this comparison detects at p < 0.05 with 80% power; a verdict needs 3 seeds on "
-           "both sides.", "", "| claim | paper | ours: claimed better | ours: reference | relative | p | MDE | verdict |",
+    out = [f"Each claim on {test} (WER %, mean ± sd over seeds, n seeds). p: a two-level bootstrap, seeds then utterances "
+           "(`kdhybrid.distill.significance`), so that seed-to-seed spread is not taken for an effect; relative: the gain of the "
+           "claimed-better side, with its 95% interval; MDE: the relative difference this comparison detects at p < 0.05 with 80% "
+           "power. A verdict needs 3 seeds on both sides; a paper's own figure comes from another corpus and baseline.", "",
+           "| claim | paper | ours: claimed better | ours: reference | relative (95% interval) | p | MDE | verdict |",
            "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         sides = []
@@ -559,7 +572,7 @@ def claims_table(root: Path, by: Dict[str, List[System]], sets, baseline: str, e
         c = compare([e for e, _, _ in sides[1]], [e for e, _, _ in sides[0]], sides[0][0][1])
         cell = lambda m, sd, n, g: f"`{g[0].name}` {m:.2f}" + (f" ± {sd:.2f}" if sd is not None else "") + f" (n={n})"  # noqa: E731
         out.append(f"| {r.claim} | {r.paper} | {cell(c.new_wer, c.new_sd, c.new_n, r.new)} | {cell(c.ref_wer, c.ref_sd, c.ref_n, r.ref)} "
-                   f"| {c.relative:+.1f}% | {c.p:.3f} | {c.mde:.1f}% | {verdict(c, r.paper_relative)} |")
+                   f"| {c.relative:+.1f}% ({c.low:+.1f} to {c.high:+.1f}) | {c.p:.3f} | {c.mde:.1f}% | {verdict(c, r.paper_relative, no_worse=r.no_worse)} |")
     sweep = _sweep(by, baseline, test)
     if all(len(v) >= 2 for v in sweep.values()):  # stability: the WER range over the weight grid, no pairwise test
         rng = {k: max(x for x, _ in v.values()) - min(x for x, _ in v.values()) for k, v in sweep.items()}
@@ -689,7 +702,7 @@ def _lm_claims(root: Path, by: Dict[str, List[System]], baseline: str, sets, tes
                    f"the heads are not). {dev} WER (%) of `{baseline}` with a senone LM head of weight {row['head']} "
                    f"(range {rng['head']:.2f}); with the same LM's targets interpolated at lambda {row['interpolation']} "
                    f"(range {rng['interpolation']:.2f}): the head's WER varies " + ("less" if rng["head"] < rng["interpolation"] else "no less")
-                   + " over its weight than interpolation's over lambda" + (" (reproduced)." if rng["head"] < rng["interpolation"] else " (not reproduced)."))
+                   + " over its weight than interpolation's over lambda (the verdict, on the test set: the claims table).")
     heads = [n for n, g in by.items() if set(g[0].lm_heads) == {"senone"} and _mean_wer(g, test) is not None and not _in_sweep(n)]
     interp = [n for n in by if n.startswith(f"{baseline}_lminterp") and not _in_sweep(n) and _mean_wer(by[n], test) is not None]
     if heads and interp:
@@ -716,8 +729,7 @@ def _claims(root: Path, by: Dict[str, List[System]], sets, baseline: str, ensemb
         ew, sw = _mean_wer(by[ensemble], test), _mean_wer(by[student], test)
         verdict = "beats" if sw < ew else "does not beat"
         out.append(f"**Student vs teacher ensemble.** The student {verdict} the ensemble `{ensemble}` on {test}: {sw:.2f}% vs {ew:.2f}% "
-                   f"(Yang et al. report the student beating the ensemble; " + ("reproduced here)." if sw < ew else "not reproduced here).")
-                   )
+                   "(Yang et al. report the student beating the ensemble; the verdict, over seeds: the claims table).")
     if ensemble in by and by[ensemble][0].kind == "ensemble":
         t = _ensemble_vs_members(root, by, ensemble, sets, test)
         if t:
@@ -728,10 +740,10 @@ def _claims(root: Path, by: Dict[str, List[System]], sets, baseline: str, ensemb
     grid = {}
     for n, g in by.items():
         m = re.fullmatch(r"student_k(\d+|all)(_nohard)?", n)
-        if m and g[0].kind == "student":
+        if m and g[0].kind == "student" and _mean_wer(g, "dev" if "dev" in sets else sets[0]) is not None:
             grid[(m.group(1), bool(m.group(2)))] = g
     post = _post_json(root, post_dir)
-    if grid and post is not None:
+    if grid and post is not None:  # (a grid of students decoded on dev)
         curve = json.loads(post.read_text())["mass_curve"]
         dev = "dev" if "dev" in sets else sets[0]
         korder = sorted({k for k, _ in grid}, key=lambda k: (k == "all", int(k) if k.isdigit() else 0))
