@@ -121,6 +121,7 @@ lm_interp=0.3       # stage 15: the label interpolation's lambda (empty: no inte
 lm_seconds=600      # stage 15: each unit LSTM's training budget (wall clock)
 lm_sweep=           # stage 15: head weights = interpolation lambdas of the stability experiment, e.g. "0.1 0.3 0.5 0.7 0.9"
 lm_topk=16          # stage 15: units kept per frame in the dumps
+lm_student=monophone,senone,subword  # stage 15: the essence student (k=$topk) with these LM heads as well (empty: none)
 phone_timings=      # corpus meta jsonl with reference phone timings (synth_en), optional
 # End configuration section.
 
@@ -463,6 +464,16 @@ if [ $stage -le 15 ] && [ $stop_stage -ge 15 ]; then
       --dev-data $nd/dev --dev-ali ${ali}_dev $nd/train $ali exp/$1
     dec exp/$1 "$sets"
   }
+  lm_student_run() {  # lm_student_run <units, comma-separated>: the essence student with those LM heads as well, decoded
+    local n=student_k${topk}_lm_${1//,/_} o="" u
+    for u in ${1//,/ }; do
+      [ -f exp/unit_lm/$u/post_train/post.scp ] || { echo "$0: stage 15: $u is not in --lm-units" 1>&2; exit 1; }
+      o="$o lm_heads.posts.$u=exp/unit_lm/$u/post_train/post.scp lm_heads.weights.$u=$lm_head_weight"
+    done
+    [ -f exp/$n/final.pt ] || steps/train_student.sh --cmd "$nnet_cmd" --config $student_config --cuts $nd/cuts --resume true \
+      --set-opts "$o" --dev-data $nd/dev $nd/train $ali $post exp/$n
+    dec exp/$n "$sets"
+  }
   lm_interp_run() {  # lm_interp_run <name> <lambda>: the senone LM's targets interpolated into the main head, decoded
     [ -f exp/unit_lm/senone/post_train/post.scp ] || { echo "$0: stage 15: label interpolation needs the senone LM (--lm-units)" 1>&2; exit 1; }
     [ -f exp/$1/final.pt ] || steps/train_student.sh --cmd "$nnet_cmd" --config $conf --cuts $nd/cuts --resume true \
@@ -472,6 +483,7 @@ if [ $stage -le 15 ] && [ $stop_stage -ge 15 ]; then
   }
   for heads in $lm_ablation; do lm_heads_run ${base}_lm_${heads//,/_} $heads $lm_head_weight; done
   [ -n "$lm_interp" ] && lm_interp_run ${base}_lminterp_senone $lm_interp
+  [ -n "$lm_student" ] && lm_student_run $lm_student  # the combination none of the papers measured
   same() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 == b + 0) }'; }  # same <x> <y>: equal as numbers
   for w in $lm_sweep; do  # the stability experiment: the senone head's weight against interpolation's lambda
     # a point the ablation (senone head at --lm-head-weight) or the --lm-interp run already trained is that model, linked

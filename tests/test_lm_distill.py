@@ -682,3 +682,36 @@ def test_unit_lm_and_dump_entry_points(toy, tmp_path, monkeypatch):
         got = dict(kio.SequentialPosteriorReader(f"scp:{post}/post.scp"))
         assert sorted(got) == sorted(texts) and all(len(got[u]) == len(alis[u]) for u in texts)
         assert all(len(f) == 3 and sum(p for _, p in f) <= 1 + 1e-6 for u in texts for f in got[u])
+
+
+def test_essence_student_with_lm_heads(tmp_path):
+    """Stage 15's combination: a student of a teacher dump with LM heads as well. Zero-weight
+    heads leave the student's training as it was, bit for bit (the LM terms are added to the
+    student's loss, not to the frame CE); weighted heads learn their LM's targets."""
+    import copy
+
+    from test_nnet import make_cuts, small_cfg
+    from test_student import write_soft_labels
+
+    from kdhybrid.train.trainer import load_final, train
+
+    cuts = make_cuts(tmp_path, n=12)
+    scp = write_soft_labels(cuts, tmp_path / "teacher", k=3, noisy=True)
+    posts = {"monophone": write_lm_dump(cuts, tmp_path / "mono", 5, 3), "senone": write_lm_dump(cuts, tmp_path / "sen", 6, 2)}
+    cfg = small_cfg(epochs=2, model={"dropout": 0.1})
+    cfg.distill = DistillConfig("multitask", str(scp), soft_weight=1.0)
+    train(cfg, cuts, cuts, tmp_path / "student")
+    zero = copy.deepcopy(cfg)
+    zero.lm_heads = LmHeadsConfig(posts=posts, weights={"monophone": 0.0, "senone": 0.0})
+    train(zero, cuts, cuts, tmp_path / "zero")
+    a, b = torch.load(tmp_path / "student/final.pt"), torch.load(tmp_path / "zero/final.pt")
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    assert [h["dev_ce"] for h in a["history"]] == [h["dev_ce"] for h in b["history"]]
+    heads = copy.deepcopy(cfg)
+    heads.lm_heads = LmHeadsConfig(posts=posts, weights={"monophone": 0.3, "senone": 0.3})
+    train(heads, cuts, cuts, tmp_path / "heads")
+    _, _, ck = load_final(tmp_path / "heads/final.pt")
+    h = ck["history"]
+    assert ck["train_config"]["distill"]["objective"] == "multitask" and ck["train_config"]["lm_heads"]["weights"]["senone"] == 0.3
+    assert h[1]["train_soft_ce_senone"] < h[0]["train_soft_ce_senone"] and h[1]["train_soft_ce_monophone"] < h[0]["train_soft_ce_monophone"]

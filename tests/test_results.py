@@ -330,9 +330,22 @@ def test_results_lm_head_rows_and_claims(tmp_path):
         save_final(e / "final.pt", m, torch.zeros(5), {"history": [{"dev_acc": 0.3 + test / 1000}], "train_config": tc, "train_seconds": 1.0})
         _decode(e, "dev", 30 + (test % 10 if "_w0" in name or "_l0" in name else 0))
         _decode(e, "test", test)
+    # the essence student, and the same with the three heads (stage 15's combination): a student, not a row of the ablation
+    kd = {"objective": "multitask", "posts": str(root / "nowhere/post.scp"), "hard_weight": 1.0, "soft_weight": 1.0, "head": "main"}
+    for name, heads, test in (("student_k10", {}, 28), ("student_k10_lm_monophone_senone_subword", {"monophone": 0.3, "senone": 0.3, "subword": 0.3}, 26)):
+        e = root / "exp" / name
+        e.mkdir(parents=True)
+        m = build_model(ModelConfig(arch="tdnn", num_pdfs=5, hidden=8, num_layers=2))
+        save_final(e / "final.pt", m, torch.zeros(5), {"history": [{"dev_acc": 0.3}], "train_config": {"distill": kd, "lm_heads": {"weights": heads}},
+                                                       "train_seconds": 1.0})
+        _decode(e, "dev", 30)
+        _decode(e, "test", test)
     text = write_results(root, root / "RESULTS.md", ["dev", "test"], "tdnn", "ensemble_logit", "student_k10", archive=root / "results")
     _regenerates(root, text)
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
+    row = rows["essence student + LM heads: monophone + senone + subword"]  # (28 - 26) / 28 errors = 7.1% relative
+    assert row[2:5] == ["`student_k10_lm_monophone_senone_subword` 16.25 (n=1)", "`student_k10` 17.50 (n=1)", row[4]] and row[4].startswith("+7.1% (")
+    assert "`student_k10_lm" not in text.split("**LM-to-AM heads**")[1].split("\n")[0]  # not in the ablation's paragraph
     # dev errors 31, 32 (head) and 33, 38 (interpolation) of 160 words
     assert ("dev WER (%) of `tdnn` with a senone LM head of weight 0.1: 19.38, 0.5: 20.00 (range 0.62); with the same LM's targets "
             "interpolated at lambda 0.1: 20.62, 0.5: 23.75 (range 3.13): the head's WER varies less") in text

@@ -545,6 +545,11 @@ def claim_rows(by: Dict[str, List[System]], baseline: str, ensemble: str, studen
                 rows.append(ClaimRow(f"LM heads: {' + '.join(units)}", "Lee & Chang: all three heads 7.98% -> 7.26% WER, 9% relative"
                                      if len(units) == 3 else "Lee & Chang: each LM head helps (their Table 1)", by[baseline], g,
                                      9.0 if len(units) == 3 else None))
+    if has(student):  # stage 15's combination: the essence student with LM heads as well
+        for n, g in sorted(by.items()):
+            if g[0].lm_heads and g[0].kind == "student" and has(n) and n.startswith(f"{student}_lm_"):
+                rows.append(ClaimRow(f"essence student + LM heads: {' + '.join(sorted(g[0].lm_heads))}",
+                                     "none of the papers: Yang et al.'s student with Lee & Chang's heads", by[student], g))
     return rows
 
 
@@ -703,7 +708,8 @@ def _lm_claims(root: Path, by: Dict[str, List[System]], baseline: str, sets, tes
                    f"(range {rng['head']:.2f}); with the same LM's targets interpolated at lambda {row['interpolation']} "
                    f"(range {rng['interpolation']:.2f}): the head's WER varies " + ("less" if rng["head"] < rng["interpolation"] else "no less")
                    + " over its weight than interpolation's over lambda (the verdict, on the test set: the claims table).")
-    heads = [n for n, g in by.items() if set(g[0].lm_heads) == {"senone"} and _mean_wer(g, test) is not None and not _in_sweep(n)]
+    heads = [n for n, g in by.items() if set(g[0].lm_heads) == {"senone"} and g[0].kind == "member" and _mean_wer(g, test) is not None
+             and not _in_sweep(n)]
     interp = [n for n in by if n.startswith(f"{baseline}_lminterp") and not _in_sweep(n) and _mean_wer(by[n], test) is not None]
     if heads and interp:
         h, i = by[heads[0]], by[interp[0]]

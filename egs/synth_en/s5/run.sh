@@ -40,7 +40,8 @@
 #  15  LM-to-AM distillation (Lee & Chang): LSTM LMs over monophones, senones and subwords
 #      (exp/unit_lm/<unit>), their frame-wise posteriors of data/train, the baseline with an
 #      auxiliary head for each unit alone and for all three (exp/tdnn_lm_<units>), and label
-#      interpolation of the senone LM's targets (exp/tdnn_lminterp_senone); RESULTS.md rewritten
+#      interpolation of the senone LM's targets (exp/tdnn_lminterp_senone), and the essence student
+#      with the three LM heads as well (exp/student_k10_lm_monophone_senone_subword); RESULTS.md rewritten
 #
 # e.g.: ./run.sh                         # stages 0-12 (the demo)
 #       ./run.sh --stage 13              # then the full grid
@@ -75,6 +76,7 @@ lm_head_weight=0.3  # stage 15: each head's weight
 lm_interp=0.3       # stage 15: the label interpolation's lambda (empty: none)
 lm_sweep=           # stage 15: the stability experiment's weights, e.g. "0.1 0.3 0.5 0.7 0.9" (2 runs each)
 lm_topk=16          # stage 15: units kept per frame in the frame-wise LM posteriors
+lm_student=monophone,senone,subword  # stage 15: the essence student with these LM heads as well (empty: none)
 lm_seconds=         # stage 15: each unit LSTM's training budget in seconds, default: by tier (tiny 60, else 600)
 speed_perturb=false # the zoo trains on 3-way speed-perturbed copies of data/train, aligned again by the final GMM
 
@@ -107,7 +109,7 @@ if [ $stop_stage -ge 1 ]; then
     --tri2-leaves $tri23_leaves --tri2-gauss $tri23_gauss --tri3-leaves $tri23_leaves --tri3-gauss $tri23_gauss \
     --mono-subset "$mono_subset" --gmm-final $gmm_final --nnet-feats $nnet_feats --speed-perturb $speed_perturb \
     --zoo "$zoo" --seq-models "$seq_models" --seq-criterion $seq_criterion --seq-opts "$seq_opts" \
-    --lm-units "$lm_units" --lm-ablation "$lm_ablation" --lm-head-weight $lm_head_weight --lm-interp "$lm_interp" --lm-sweep "$lm_sweep" --lm-seconds $lm_seconds --lm-topk $lm_topk --ens-criterion $ens_criterion --phone-timings corpus/synth_en_$tier/meta/train.utts.jsonl
+    --lm-units "$lm_units" --lm-ablation "$lm_ablation" --lm-head-weight $lm_head_weight --lm-interp "$lm_interp" --lm-sweep "$lm_sweep" --lm-seconds $lm_seconds --lm-topk $lm_topk --lm-student "$lm_student" --ens-criterion $ens_criterion --phone-timings corpus/synth_en_$tier/meta/train.utts.jsonl
 fi
 
 log "Done."
