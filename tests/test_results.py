@@ -90,6 +90,9 @@ def test_results_table_and_claims(tmp_path):
     _decode(ens, "test", 16)
     _decode(root / "exp/tri1", "test", 50, sweep=False)  # no dev decode: test at its own best, marked
     (root / "exp/tri1/final.pkl").write_bytes(b"")
+    _decode(root / "exp/tri3", "dev", 38)  # the GMM of the condition table (the best on dev)
+    _decode(root / "exp/tri3", "test", 36)
+    (root / "exp/tri3/final.pkl").write_bytes(b"")
     text = write_results(root, root / "RESULTS.md", ["dev", "test"], "tdnn", "ensemble_logit", "student_k10",
                          "exp/ens/post_k10_train", extra_lines=["timing line"], archive=root / "results")  # (relative to root)
     _regenerates(root, text)
@@ -145,8 +148,9 @@ def test_results_table_and_claims(tmp_path):
     assert row[5] == "0.000" and row[6] == f"{c.mde:.1f}%" and row[7] == "reproduced |"
     row = [line for line in text.splitlines() if line.startswith("| student vs ensemble |")][0].split(" | ")
     assert row[3] == "`ensemble_logit` 10.00 (n=1)" and row[7] == "inconclusive (seeds 3 vs 1; 3 needed) |"
-    # WER by condition of the baseline, the ensemble and the student (first seeds: 32, 16, 12 errors on utterances 0..n-1)
-    assert "| clean | 20 | 80 | 25.00 | 20.00 | 15.00 |" in text and "| noise | 20 | 80 | 15.00 | 0.00 | 0.00 |" in text
+    # WER by condition of the best GMM, the baseline, the ensemble and the student (36; 32, 16, 12 errors on utterances 0..n-1)
+    assert "| condition | utterances | words | `tri3` | `tdnn` | `ensemble_logit` | `student_k10` |" in text
+    assert "| clean | 20 | 80 | 25.00 | 25.00 | 20.00 | 15.00 |" in text and "| noise | 20 | 80 | 20.00 | 15.00 | 0.00 | 0.00 |" in text
     # the pictures, written beside RESULTS.md and embedded after the notes
     for png in ("wer_by_system.png", "wer_vs_k.png"):
         assert (root / png).read_bytes()[:4] == b"\x89PNG" and f"]({png})" in text
