@@ -405,8 +405,10 @@ if [ $stage -le 14 ] && [ $stop_stage -ge 14 ]; then
   log "Stage 14: $seq_criterion training of $seq_models"
   t14=$(date +%s)
   sets=$(table_sets)
-  for m in $seq_models; do
+  for m in $seq_models; do  # every model checked before the first one's hours of work
     [ -f exp/$m/final.pt ] || { echo "$0: stage 14: no exp/$m/final.pt (stages 7 and 11 make the zoo and the student)" 1>&2; exit 1; }
+  done
+  for m in $seq_models; do
     s=exp/${m}_$seq_criterion
     if [ ! -f $s/final.pt ]; then
       a=exp/${m}_ali
@@ -448,6 +450,9 @@ if [ $stage -le 15 ] && [ $stop_stage -ge 15 ]; then
   log "Stage 15: LM-to-AM distillation: unit LMs ($lm_units), $base with LM heads ($lm_ablation)"
   t15=$(date +%s)
   sets=$(table_sets)
+  for u in $(echo $lm_ablation $lm_student | tr ', ' '\n\n' | sort -u) $([ -n "$lm_interp$lm_sweep" ] && echo senone || true); do
+    [[ " $lm_units " == *" $u "* ]] || { echo "$0: stage 15: unit '$u' (--lm-ablation, --lm-student, or senone for --lm-interp/--lm-sweep) is not in --lm-units '$lm_units'" 1>&2; exit 1; }
+  done
   for u in $lm_units; do
     steps/train_unit_lm.sh --cmd "$train_cmd" --unit $u --max-seconds $lm_seconds \
       $([ $u = senone ] && echo "--max-train-tokens 3000000" || true) data/local/lm/lm_text.txt data/lang $ali exp/unit_lm/$u
