@@ -264,7 +264,7 @@ def test_results_sequence_trained_rows_and_claims(tmp_path):
             m = build_model(ModelConfig(arch="tdnn", num_pdfs=5, hidden=8, num_layers=2))
             save_final(e / "final.pt", m, torch.zeros(5), {
                 "history": [{"epoch": 1, "objective_per_frame": 0.9, "seconds": 50.0}], "epoch": 2, "criterion": "smbr",
-                "train_config": {"epochs": 2, "sequence": {"criterion": "smbr", "acwt": 0.1}}, "train_seconds": 50.0,
+                "train_config": {"epochs": 2, "lr": 5e-05, "sequence": {"criterion": "smbr", "acwt": 0.1}}, "train_seconds": 50.0,
                 "init_from": f"exp/{src}/final.pt"})  # relative to the recipe dir, as the recipe passes it
         _decode(e, "dev", dev)
         _decode(e, "test", test)
@@ -280,8 +280,8 @@ def test_results_sequence_trained_rows_and_claims(tmp_path):
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
     # test at dev's LM weight: 28 errors of 160 words; no dev frame accuracy; the source's description
     assert rows["tdnn_smbr"][1:7] == ["member", "16.25", "17.50", "-", "0.00 M", "50"]
-    assert rows["tdnn_smbr"][-1] == "smbr (2 epochs, acwt 0.1) from tdnn: tdnn 8x2, hard labels |"
-    assert rows["student_k10_smbr"][1] == "student" and rows["student_k10_smbr"][-1].startswith("smbr (2 epochs, acwt 0.1) from student_k10: tdnn 8x2, multitask")
+    assert rows["tdnn_smbr"][-1] == "smbr (2 epochs, lr 5e-05, acwt 0.1) from tdnn: tdnn 8x2, hard labels |"
+    assert rows["student_k10_smbr"][1] == "student" and rows["student_k10_smbr"][-1].startswith("smbr (2 epochs, lr 5e-05, acwt 0.1) from student_k10: tdnn 8x2, multitask")
     def errs(name):  # per-utterance errors of test at dev's LM weight (10)
         return utterance_error_vector(root / f"exp/{name}/decode_tgsmall_test/scoring/10.0.0.txt", root / "data/test")[0]
 

@@ -118,7 +118,8 @@ def describe_training(s: System) -> None:
             if (src.exp / "final.pt").is_file():
                 describe_training(src)
             s.kind = src.kind
-            s.note = f"{s.criterion} ({tc.get('epochs')} epochs, acwt {(tc.get('sequence') or {}).get('acwt')}) from {s.source}: {src.note}"
+            lr = f", lr {tc['lr']:g}" if tc.get("lr") is not None else ""
+            s.note = f"{s.criterion} ({tc.get('epochs')} epochs{lr}, acwt {(tc.get('sequence') or {}).get('acwt')}) from {s.source}: {src.note}"
             return
         init = f", initialised from {Path(ck['init_from']).parent.name}" if ck.get("init_from") else ""
         if kd.get("objective", "none") != "none":
