@@ -11,6 +11,8 @@ fusion=posterior
 grid_step=0.1
 criterion=ce
 candidates=3
+share_of=0         # --criterion wer: candidates are the CE-best vector at each total weight of the last N members
+                   # (e.g. the sequence-trained ones: dev frame CE alone gives them weight 0), not the --candidates best
 graph=             # for --criterion wer
 dev_data=data/dev
 dev_cuts=data/cuts/dev  # dev cuts with the members' senone labels (the recipe's stage 5 makes them)
@@ -33,7 +35,7 @@ for m in "$@"; do [ -f $m/final.pt ] || { echo "$0: no such file $m/final.pt" 1>
 mkdir -p $dir/log
 ncand=0; [ $criterion == wer ] && ncand=$candidates
 rm -rf $dir/cand.*
-python -m kdhybrid.bin.make_ensemble --fusion $fusion --grid-step $grid_step --dev-cuts $dev_cuts --candidates $ncand $dir "$@" \
+python -m kdhybrid.bin.make_ensemble --fusion $fusion --grid-step $grid_step --dev-cuts $dev_cuts --candidates $ncand --share-of $share_of $dir "$@" \
   2> >(tee $dir/log/make_ensemble.log 1>&2)
 if [ $criterion == wer ]; then
   [ -n "$graph" ] || { echo "$0: --criterion wer needs --graph" 1>&2; exit 1; }
@@ -46,7 +48,7 @@ from pathlib import Path
 d = Path(sys.argv[1])
 cands = sorted(d.glob("cand.*"), key=lambda c: json.loads((c / "decode_dev/wer.json").read_text())["wer"])
 best = json.loads((cands[0] / "ensemble.json").read_text())
-best["selection"].update(criterion="dev WER among the best weight vectors by dev CE",
+best["selection"].update(criterion="dev WER among the best weight vectors by dev CE" + (" (one a share of the last members)" if best["selection"].get("share_of") else ""),
                          candidates={json.dumps(json.loads((c / "ensemble.json").read_text())["weights"]): json.loads((c / "decode_dev/wer.json").read_text())["wer"] for c in cands})
 (d / "ensemble.json").write_text(json.dumps(best, indent=1) + "\n")
 print(f"{d}: weights {best['weights']} by dev WER")

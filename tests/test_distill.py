@@ -281,3 +281,17 @@ def test_dump_bad_input(members):
     text = err + (job_log.read_text() if job_log.is_file() else "")
     assert f"no features for utterance '{victim}'" in text or f"'{victim}'" in text, text[-2000:]
     assert not (d / "exp/post_bad/post.1.ark").exists()
+
+
+def test_share_candidates_one_a_share_of_the_last_members():
+    """One candidate at each total weight of the last members, the lowest CE there, by share;
+    the CE-best overall (share 0 here) is one of them, not the only one."""
+    from kdhybrid.distill.ensemble import share_candidates
+
+    grid = simplex_grid(3, 0.5)  # the last member's weight: 1, 0.5, 0, 0.5, 0, 0 (see above)
+    ce = {(0.0, 0.0, 1.0): 3.0, (0.0, 0.5, 0.5): 2.2, (0.0, 1.0, 0.0): 2.5, (0.5, 0.0, 0.5): 2.4, (0.5, 0.5, 0.0): 2.0, (1.0, 0.0, 0.0): 2.1}
+    res = [{"weights": w, "ce": ce[tuple(w)]} for w in grid]
+    assert [r["weights"] for r in share_candidates(res, 1)] == [[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]]
+    assert [r["weights"] for r in share_candidates(res, 2)] == [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.0, 0.5, 0.5]]
+    with pytest.raises(ValueError, match="the last 3 of 3 members"):
+        share_candidates(res, 3)

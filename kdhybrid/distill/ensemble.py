@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -145,6 +145,23 @@ def simplex_grid(num_members: int, step: float) -> List[List[float]]:
 
     rec([], n)
     return out
+
+
+def share_candidates(results: Sequence[dict], last: int) -> List[dict]:
+    """The best weight vector by dev CE at each total weight of the ``last`` members (e.g. the
+    sequence-trained ones, listed last): one candidate a share, by share (0 first). Dev frame
+    CE alone would never mix criteria (a sequence-trained member's frame CE is worse, so its
+    CE-best weight is 0); decoding one candidate a share lets dev WER decide how much of them
+    to mix in (Chebotar & Waters' CE + sMBR ensembles). ``results``: dicts with "weights"
+    and "ce" (:func:`frame_ce_grid`)."""
+    if not 0 < last < len(results[0]["weights"]):
+        raise ValueError(f"share_candidates: the share of the last {last} of {len(results[0]['weights'])} members: need 0 < last < members")
+    best: Dict[float, dict] = {}
+    for r in results:
+        share = round(sum(r["weights"][-last:]), 6)
+        if share not in best or r["ce"] < best[share]["ce"]:
+            best[share] = r
+    return [best[k] for k in sorted(best)]
 
 
 @torch.no_grad()
