@@ -79,6 +79,13 @@ def test_ensemble_weights_decode_and_oracle(members):
             wers = cfg.selection["candidates"]
             assert len(wers) == 2 and cfg.weights in [grid[0]["weights"], grid[1]["weights"]]
             assert wers[json.dumps(cfg.weights)] == min(wers.values())
+    # --share-of 1: one candidate a weight of the last member (1, 0.5, 0 at step 0.5), each decoded, dev WER chooses
+    run(f"steps/make_ensemble.sh --fusion logit --grid-step 0.5 --criterion wer --share-of 1 --graph {g.relative_to(d)} "
+        f"--decode-opts '{FAST}' exp/ens_share exp/tdnn_m exp/blstm_m")
+    cfg = EnsembleConfig.load(d / "exp/ens_share")
+    wers = cfg.selection["candidates"]
+    assert sorted(json.loads(w)[1] for w in wers) == [0.0, 0.5, 1.0] and wers[json.dumps(cfg.weights)] == min(wers.values())
+    assert cfg.selection["criterion"].endswith("(one a share of the last members)") and cfg.selection["share_of"] == 1
     # An ensemble is scored like its members: weights (1, 0) give member 1's log-likelihoods.
     from kdhybrid.decode.acoustic import NnetScorer, iter_feature_batches
 
