@@ -22,7 +22,7 @@ def main() -> int:
     p.add_argument("--skip-without-reference", choices=["true", "false"], default="true",
                    help="skip utterances whose lattice lacks the reference path (false: Kaldi's acoustic-only numerator)")
     p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--max-duration", type=float, default=60.0, help="seconds of audio a batch")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=0)
