@@ -255,6 +255,7 @@ def test_results_sequence_trained_rows_and_claims(tmp_path):
     # tdnn_seed2 is a member of its own (the zoo's second TDNN seed) that the table groups with tdnn
     for name, dev, test, src in (("tdnn", 30, 32, None), ("tdnn_seed2", 34, 36, None), ("student_k10", 20, 12, None),
                                  ("tdnn_smbr", 26, 28, "tdnn"), ("tdnn_seed2_smbr", 30, 30, "tdnn_seed2"),
+                                 ("tdnn_a_smbr", 26, 20, "tdnn"),  # another learning rate: not the student's sMBR baseline
                                  ("student_k10_smbr", 18, 10, "student_k10")):
         e = root / "exp" / name
         e.mkdir(parents=True)
@@ -264,7 +265,7 @@ def test_results_sequence_trained_rows_and_claims(tmp_path):
             m = build_model(ModelConfig(arch="tdnn", num_pdfs=5, hidden=8, num_layers=2))
             save_final(e / "final.pt", m, torch.zeros(5), {
                 "history": [{"epoch": 1, "objective_per_frame": 0.9, "seconds": 50.0}], "epoch": 2, "criterion": "smbr",
-                "train_config": {"epochs": 2, "lr": 5e-05, "sequence": {"criterion": "smbr", "acwt": 0.1}}, "train_seconds": 50.0,
+                "train_config": {"epochs": 2, "lr": 1e-4 if "_a_" in name else 5e-05, "sequence": {"criterion": "smbr", "acwt": 0.1}}, "train_seconds": 50.0,
                 "init_from": f"exp/{src}/final.pt"})  # relative to the recipe dir, as the recipe passes it
         _decode(e, "dev", dev)
         _decode(e, "test", test)

@@ -41,6 +41,7 @@ class System:
     note: str = ""
     criterion: str = ""  # a network's training criterion: ce, or smbr / mmi / bmmi (sequence training)
     source: str = ""  # the exp dir a sequence-trained network was fine-tuned from
+    seq_setting: str = ""  # its fine-tuning's epochs, learning rate and acoustic scale (claims compare like with like)
     lm_heads: Dict[str, float] = field(default_factory=dict)  # LM-to-AM distillation: unit -> head weight
     files: List[Path] = field(default_factory=list)  # the scoring files its WERs were read from (what an archive keeps)
 
@@ -119,7 +120,8 @@ def describe_training(s: System) -> None:
                 describe_training(src)
             s.kind = src.kind
             lr = f", lr {tc['lr']:g}" if tc.get("lr") is not None else ""
-            s.note = f"{s.criterion} ({tc.get('epochs')} epochs{lr}, acwt {(tc.get('sequence') or {}).get('acwt')}) from {s.source}: {src.note}"
+            s.seq_setting = f"{tc.get('epochs')} epochs{lr}, acwt {(tc.get('sequence') or {}).get('acwt')}"
+            s.note = f"{s.criterion} ({s.seq_setting}) from {s.source}: {src.note}"
             return
         init = f", initialised from {Path(ck['init_from']).parent.name}" if ck.get("init_from") else ""
         if kd.get("objective", "none") != "none":
@@ -142,7 +144,7 @@ def describe_training(s: System) -> None:
 
 
 _SUMMARY = "results_summary.json"  # an archived system's description (archive_results)
-_DESCRIBED = ("kind", "dev_acc", "params", "train_seconds", "note", "criterion", "source", "lm_heads")
+_DESCRIBED = ("kind", "dev_acc", "params", "train_seconds", "note", "criterion", "source", "seq_setting", "lm_heads")
 
 
 def _beside(path: Path, exp: Path) -> Path:
@@ -529,7 +531,7 @@ def claim_rows(by: Dict[str, List[System]], baseline: str, ensemble: str, studen
         if s.source in one and test in one[s.source].wer:
             rows.append(ClaimRow(f"`{n}` vs its source `{s.source}`", f"Chebotar & Waters: {s.criterion} after cross-entropy helps", [one[s.source]], [s]))
     for n, s in seq.items():
-        b = [m for m, h in seq.items() if h.source == baseline and h.criterion == s.criterion]
+        b = [m for m, h in seq.items() if h.source == baseline and h.criterion == s.criterion and h.seq_setting == s.seq_setting]
         if s.source == student and b:
             rows.append(ClaimRow(f"{s.criterion} after distillation (`{n}` vs `{b[0]}`)",
                                  f"Chebotar & Waters: {s.criterion} after distillation beats {s.criterion} of a same-size baseline, up to 8.9% relative",
@@ -643,7 +645,7 @@ def _sequence_claims(root: Path, by: Dict[str, List[System]], ensemble: str, bas
         out.append(f"**{s.criterion} after cross-entropy.** `{n}`, fine-tuned from `{s.source}`, has {s.wer[test]:.2f}% WER on {test} "
                    f"against {src.wer[test]:.2f}%: {_relative(src.wer[test], s.wer[test], _p_value(src, s, test, root))}")
     for n, s in seq.items():
-        b = [m for m, h in seq.items() if h.source == baseline and h.criterion == s.criterion]
+        b = [m for m, h in seq.items() if h.source == baseline and h.criterion == s.criterion and h.seq_setting == s.seq_setting]
         if s.source != student or not b or test not in s.wer or test not in seq[b[0]].wer:
             continue
         bw, sw = seq[b[0]].wer[test], s.wer[test]
