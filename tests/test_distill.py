@@ -79,13 +79,15 @@ def test_ensemble_weights_decode_and_oracle(members):
             wers = cfg.selection["candidates"]
             assert len(wers) == 2 and cfg.weights in [grid[0]["weights"], grid[1]["weights"]]
             assert wers[json.dumps(cfg.weights)] == min(wers.values())
-    # --share-of 1: one candidate a weight of the last member (1, 0.5, 0 at step 0.5), each decoded, dev WER chooses
-    run(f"steps/make_ensemble.sh --fusion logit --grid-step 0.5 --criterion wer --share-of 1 --graph {g.relative_to(d)} "
-        f"--decode-opts '{FAST}' exp/ens_share exp/tdnn_m exp/blstm_m")
-    cfg = EnsembleConfig.load(d / "exp/ens_share")
-    wers = cfg.selection["candidates"]
-    assert sorted(json.loads(w)[1] for w in wers) == [0.0, 0.5, 1.0] and wers[json.dumps(cfg.weights)] == min(wers.values())
-    assert cfg.selection["criterion"].endswith("(one a share of the last members)") and cfg.selection["share_of"] == 1
+    # --share-of 1: the candidates are the CE-best vector at each weight of the last member (1, 0.5, 0 at step 0.5), not
+    # the N best (decoding them and choosing by dev WER is the shell step tested above with --candidates)
+    run("python -m kdhybrid.bin.make_ensemble --fusion logit --grid-step 0.5 --dev-cuts data/cuts/dev --candidates 1 --share-of 1 "
+        "exp/ens_share exp/tdnn_m exp/blstm_m")
+    grid = json.loads((d / "exp/ens_share/grid.json").read_text())
+    cands = [EnsembleConfig.load(c) for c in sorted((d / "exp/ens_share").glob("cand.*"))]
+    assert [c.weights[1] for c in cands] == [0.0, 0.5, 1.0] and all(c.selection["share_of"] == 1 for c in cands)
+    for c in cands:
+        assert c.selection["dev_ce"] == round(min(r["ce"] for r in grid if r["weights"][1] == c.weights[1]), 4)
     # An ensemble is scored like its members: weights (1, 0) give member 1's log-likelihoods.
     from kdhybrid.decode.acoustic import NnetScorer, iter_feature_batches
 
