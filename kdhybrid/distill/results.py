@@ -531,7 +531,7 @@ def claim_rows(by: Dict[str, List[System]], baseline: str, ensemble: str, studen
         if s.source in one and test in one[s.source].wer:
             rows.append(ClaimRow(f"`{n}` vs its source `{s.source}`", f"Chebotar & Waters: {s.criterion} after cross-entropy helps", [one[s.source]], [s]))
     for n, s in seq.items():
-        b = [m for m, h in seq.items() if h.source == baseline and h.criterion == s.criterion and h.seq_setting == s.seq_setting]
+        b = _seq_baselines(seq, s, baseline)
         if s.source == student and b:
             rows.append(ClaimRow(f"{s.criterion} after distillation (`{n}` vs `{b[0]}`)",
                                  f"Chebotar & Waters: {s.criterion} after distillation beats {s.criterion} of a same-size baseline, up to 8.9% relative",
@@ -630,6 +630,12 @@ def _relative(ref: float, new: float, p: Optional[float]) -> str:
                if p is not None else "."))
 
 
+def _seq_baselines(seq: Dict[str, System], s: System, baseline: str) -> List[str]:
+    """The sequence-trained copies of ``baseline`` in ``seq`` fine-tuned like ``s`` (criterion,
+    epochs, learning rate, acoustic scale): what 'sMBR after distillation' compares ``s`` with."""
+    return [m for m, h in seq.items() if h.source == baseline and h.criterion == s.criterion and h.seq_setting == s.seq_setting]
+
+
 def _sequence_claims(root: Path, by: Dict[str, List[System]], ensemble: str, baseline: str, student: str, test: str) -> List[str]:
     """Chebotar & Waters' sequence-training claims: each sequence-trained network against the
     cross-entropy network it was fine-tuned from; the sequence-trained student against the
@@ -645,7 +651,7 @@ def _sequence_claims(root: Path, by: Dict[str, List[System]], ensemble: str, bas
         out.append(f"**{s.criterion} after cross-entropy.** `{n}`, fine-tuned from `{s.source}`, has {s.wer[test]:.2f}% WER on {test} "
                    f"against {src.wer[test]:.2f}%: {_relative(src.wer[test], s.wer[test], _p_value(src, s, test, root))}")
     for n, s in seq.items():
-        b = [m for m, h in seq.items() if h.source == baseline and h.criterion == s.criterion and h.seq_setting == s.seq_setting]
+        b = _seq_baselines(seq, s, baseline)
         if s.source != student or not b or test not in s.wer or test not in seq[b[0]].wer:
             continue
         bw, sw = seq[b[0]].wer[test], s.wer[test]
