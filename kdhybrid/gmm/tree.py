@@ -229,24 +229,47 @@ class TreeConfig:
     min_gain: float = 0.0  # Kaldi's --thresh; 0 = split until the leaf budget is reached
 
 
-def _best_split(stats: TreeStats, node: Node, questions: Dict[int, List[np.ndarray]], cfg: TreeConfig) -> Tuple[float, Optional[int], Optional[np.ndarray]]:
-    ev = stats.events[node.events]
-    c, x, xx = stats.count[node.events], stats.x[node.events], stats.xx[node.events]
-    parent = float(gauss_objf(np.array(c.sum()), x.sum(0), xx.sum(0)))
-    best = (0.0, None, None)
+_KEY_COLUMN = {0: 0, 1: 1, 2: 2, PDF_CLASS_KEY: 3}
+
+
+def question_matrices(stats: TreeStats, questions: Dict[int, List[np.ndarray]]) -> Dict[int, np.ndarray]:
+    """Each key's questions as a bool matrix (Q, V): entry (q, v) tells whether value v (a
+    phone, or a pdf-class) is in question q's yes-set; V covers every value the events hold."""
+    out = {}
     for key, qs in questions.items():
-        col = {0: 0, 1: 1, 2: 2, PDF_CLASS_KEY: 3}[key]
-        vals, inv = np.unique(ev[:, col], return_inverse=True)
-        if len(vals) < 2:
+        size = int(stats.events[:, _KEY_COLUMN[key]].max()) + 1 if len(stats.events) else 1
+        m = np.zeros((len(qs), size), bool)
+        for i, q in enumerate(qs):
+            q = np.asarray(q, dtype=np.int64)
+            m[i, q[(q >= 0) & (q < size)]] = True
+        out[key] = m
+    return out
+
+
+def _best_split(stats: TreeStats, node: Node, questions: Dict[int, np.ndarray], cfg: TreeConfig, packed: np.ndarray) -> Tuple[float, Optional[int], Optional[np.ndarray]]:
+    """The best question for ``node``: (likelihood gain, key, yes values present in the node),
+    or (0, None, None) when no split gains with ``cfg.min_count`` frames on each side.
+    ``questions`` holds each key's :func:`question_matrices` matrix; ``packed`` (E, 1 + 2 D)
+    float64 is every event's count, sum and sum of squares side by side."""
+    ev = stats.events[node.events]
+    rows = packed[node.events]
+    d = stats.x.shape[1]
+    tot = rows.sum(0)
+    parent = float(gauss_objf(np.array(tot[0]), tot[1 : 1 + d], tot[1 + d :]))
+    best = (0.0, None, None)
+    for key, member in questions.items():
+        # the node's stats summed per value of the key (a stable sort keeps the events' order)
+        col = ev[:, _KEY_COLUMN[key]]
+        order = np.argsort(col, kind="stable")
+        sorted_col = col[order]
+        starts = np.flatnonzero(np.r_[True, sorted_col[1:] != sorted_col[:-1]])
+        if len(starts) < 2:
             continue
-        inv = inv.ravel()
-        gc = np.bincount(inv, weights=c, minlength=len(vals))
-        gx = np.zeros((len(vals), x.shape[1]))
-        gxx = np.zeros_like(gx)
-        np.add.at(gx, inv, x)
-        np.add.at(gxx, inv, xx)
+        vals = sorted_col[starts]
+        g = np.add.reduceat(rows[order], starts, axis=0)
+        gc, gx, gxx = g[:, 0], g[:, 1 : 1 + d], g[:, 1 + d :]
         # Each question as a 0/1 matrix over the values present.
-        Q = np.array([np.isin(vals, q) for q in qs], dtype=np.float64)
+        Q = member[:, vals].astype(np.float64)
         Q = Q[(Q.sum(1) > 0) & (Q.sum(1) < len(vals))]
         if not len(Q):
             continue
@@ -271,6 +294,7 @@ def build_tree(
     phone_q = [np.asarray(q) for q in questions]
     max_pc = max(num_pdf_classes.values())
     pc_q = [np.arange(k + 1) for k in range(max_pc - 1)]  # "pdf-class <= k"
+    packed = np.concatenate([stats.count[:, None], stats.x, stats.xx], axis=1)
     root_nodes: Dict[int, Node] = {}
     heap: List[Tuple[float, int, Node, int, np.ndarray, Dict]] = []
     counter = 0
@@ -283,7 +307,8 @@ def build_tree(
         qs = {0: phone_q, 2: phone_q, PDF_CLASS_KEY: pc_q}
         if len(phones) > 1:
             qs[1] = [q for q in phone_q if np.isin(q, phones).any()] + [np.asarray(phones[: i + 1]) for i in range(len(phones) - 1)]
-        gain, key, yes = _best_split(stats, node, qs, cfg)
+        qs = question_matrices(stats, qs)
+        gain, key, yes = _best_split(stats, node, qs, cfg, packed)
         heapq.heappush(heap, (-gain, counter, node, key, yes, qs))
         counter += 1
     num_leaves = sum(1 for n in root_nodes.values())
@@ -292,14 +317,13 @@ def build_tree(
         neg_gain, _, node, key, yes, qs = heapq.heappop(heap)
         if key is None or -neg_gain <= cfg.min_gain:
             continue
-        col = {0: 0, 1: 1, 2: 2, PDF_CLASS_KEY: 3}[key]
-        in_yes = np.isin(stats.events[node.events, col], yes)
+        in_yes = np.isin(stats.events[node.events, _KEY_COLUMN[key]], yes)
         node.key, node.yes_set = key, sorted(int(v) for v in yes)
         node.yes, node.no = Node(node.events[in_yes]), Node(node.events[~in_yes])
         total_gain += -neg_gain
         num_leaves += 1
         for child in (node.yes, node.no):
-            g, k, y = _best_split(stats, child, qs, cfg)
+            g, k, y = _best_split(stats, child, qs, cfg, packed)
             heapq.heappush(heap, (-g, counter, child, k, y, qs))
             counter += 1
     # Number the leaves (pdf-ids) depth-first, root by root.
@@ -370,7 +394,7 @@ def lookup(root_nodes: Dict[int, Node], phone_root: Dict[int, int], ctx: Sequenc
     """The pdf of (left, phone, right, pdf-class) by walking our own tree (for checks)."""
     n = root_nodes[phone_root[ctx[1]]]
     while n.key is not None:
-        v = ctx[{0: 0, 1: 1, 2: 2, PDF_CLASS_KEY: 3}[n.key]]
+        v = ctx[_KEY_COLUMN[n.key]]
         n = n.yes if v in n.yes_set else n.no
     return n.pdf
 
