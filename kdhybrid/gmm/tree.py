@@ -252,21 +252,20 @@ def _best_split(stats: TreeStats, node: Node, questions: Dict[int, np.ndarray], 
     ``questions`` holds each key's :func:`question_matrices` matrix; ``packed`` (E, 1 + 2 D)
     float64 is every event's count, sum and sum of squares side by side."""
     ev = stats.events[node.events]
-    rows = packed[node.events]
+    rows = packed[node.events]  # (n, 1 + 2 D)
     d = stats.x.shape[1]
-    tot = rows.sum(0)
+    tot = rows.sum(0)  # row after row, as the events' order
+    cols = np.asfortranarray(rows)  # columns contiguous for bincount
     parent = float(gauss_objf(np.array(tot[0]), tot[1 : 1 + d], tot[1 + d :]))
     best = (0.0, None, None)
     for key, member in questions.items():
-        # the node's stats summed per value of the key (a stable sort keeps the events' order)
-        col = ev[:, _KEY_COLUMN[key]]
-        order = np.argsort(col, kind="stable")
-        sorted_col = col[order]
-        starts = np.flatnonzero(np.r_[True, sorted_col[1:] != sorted_col[:-1]])
-        if len(starts) < 2:
+        vals, inv = np.unique(ev[:, _KEY_COLUMN[key]], return_inverse=True)
+        if len(vals) < 2:
             continue
-        vals = sorted_col[starts]
-        g = np.add.reduceat(rows[order], starts, axis=0)
+        # the node's stats summed per value of the key, column by column: bincount adds in the
+        # events' order, so the sums (and the tree) do not depend on how the work is batched
+        inv = inv.ravel()
+        g = np.stack([np.bincount(inv, weights=cols[:, j], minlength=len(vals)) for j in range(cols.shape[1])], axis=1)
         gc, gx, gxx = g[:, 0], g[:, 1 : 1 + d], g[:, 1 + d :]
         # Each question as a 0/1 matrix over the values present.
         Q = member[:, vals].astype(np.float64)
