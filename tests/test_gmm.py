@@ -108,6 +108,23 @@ def test_tri1_decodes_dev_better_than_chance(gmm):
     assert len(list((dd / "scoring").glob("*.txt"))) == len(w["grid"])
 
 
+def test_gmm_scorer_matches_kaldi_log_likelihoods(gmm):
+    """The decoder's vectorised float32 pdf log-likelihoods equal kaldi-hmm-gmm's own
+    AmDiagGmm::LogLikelihood, frame by frame, for every pdf of tri1 on real dev features."""
+    from kdhybrid.decode.acoustic import GmmScorer, iter_feature_batches
+
+    d, _ = gmm
+    scorer = GmmScorer(d / "exp/tri1")
+    utts, feats, cmvn = next(iter_feature_batches(d / "data/dev", 400))
+    x = scorer.pipeline(utts[0], feats[0], cmvn[0])[:40]
+    ll = scorer.pdf_loglikes(x)
+    assert ll.shape == (40, scorer.num_pdfs) and ll.dtype == np.float32
+    am = scorer.model.am
+    want = np.array([[am.log_likelihood(p, np.ascontiguousarray(f, dtype=np.float32)) for p in range(am.num_pdfs)] for f in x])
+    np.testing.assert_allclose(ll, want, rtol=1e-5, atol=2e-3)
+    assert scorer.pdf_loglikes(x[:0]).shape == (0, scorer.num_pdfs)
+
+
 def test_k2_and_kaldi_backends_agree(gmm):
     """The same tri1 scores searched by k2 and by Kaldi's LatticeFasterDecoder (steps/decode.sh
     --backend kaldi) with the same beams: at the decoding's own weights (LMWT = 1/acwt) they

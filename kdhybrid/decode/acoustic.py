@@ -63,22 +63,26 @@ class GmmScorer(AcousticScorer):
             mi.append(np.asarray(g.means_invvars))
             iv.append(np.asarray(g.inv_vars))
             owner.append(np.full(g.num_gauss, p))
-        self.gconsts = np.concatenate(gconsts)  # (G,)
-        self.means_invvars = np.concatenate(mi)  # (G, D)
-        self.inv_vars = np.concatenate(iv)  # (G, D)
-        owner = np.concatenate(owner)
-        self.starts = np.r_[0, np.flatnonzero(np.diff(owner)) + 1]  # first Gaussian of each pdf
-        self.description = (f"GMM-HMM {d}/{model} ({self.num_pdfs} pdfs, {len(owner)} Gaussians"
+        # (1 + 2 D, G) float32: a frame's [1, x, x^2] times this is every Gaussian's log-likelihood
+        # (gconst + means_invvars . x - 0.5 inv_vars . x^2, Kaldi's DiagGmm::LogLikelihoods)
+        self.weights = np.ascontiguousarray(np.concatenate(
+            [np.concatenate(gconsts)[:, None], np.concatenate(mi), -0.5 * np.concatenate(iv)], axis=1).T, dtype=np.float32)
+        self.owner = np.concatenate(owner)  # (G,) the pdf of each Gaussian
+        self.starts = np.r_[0, np.flatnonzero(np.diff(self.owner)) + 1]  # first Gaussian of each pdf
+        self.description = (f"GMM-HMM {d}/{model} ({self.num_pdfs} pdfs, {len(self.owner)} Gaussians"
                             f"{', fMLLR from ' + str(transform_dir) if transform_dir else ''})")
 
     def pdf_loglikes(self, x: np.ndarray) -> np.ndarray:
-        """(T, D) features -> (T, num_pdfs) float32: log sum over each pdf's Gaussians."""
-        x = x.astype(np.float64)
-        ll = self.gconsts[None, :] + x @ self.means_invvars.T - 0.5 * (x * x) @ self.inv_vars.T  # (T, G)
-        mx = np.maximum.reduceat(ll, self.starts, axis=1)
-        owner_max = np.repeat(mx, np.diff(np.r_[self.starts, ll.shape[1]]), axis=1)
-        s = np.add.reduceat(np.exp(ll - owner_max), self.starts, axis=1)
-        return (mx + np.log(s)).astype(np.float32)
+        """(T, D) features -> (T, num_pdfs) float32: log sum over each pdf's Gaussians, in float32
+        as Kaldi's decodable (DiagGmm::LogLikelihoods, then a log-sum-exp from each pdf's max)."""
+        x = np.asarray(x, dtype=np.float32)
+        ll = np.concatenate([np.ones((len(x), 1), np.float32), x, x * x], axis=1) @ self.weights  # (T, G)
+        if not len(x):
+            return np.zeros((0, self.num_pdfs), np.float32)
+        mx = np.maximum.reduceat(ll, self.starts, axis=1)  # (T, P)
+        ll -= mx[:, self.owner]
+        np.exp(ll, out=ll)
+        return mx + np.log(np.add.reduceat(ll, self.starts, axis=1))
 
     def loglikes(self, feats, cmvn, utts=None):
         if self.pipeline.transforms is not None and utts is None:
