@@ -500,6 +500,8 @@ class ClaimRow:
     new: List[System]
     paper_relative: Optional[float] = None  # the paper's relative WER gain (%), where it gives one figure
     no_worse: bool = False  # the claim is that ``new`` is no worse than ``ref`` (not that it is better)
+    kind: str = ""  # which claim: student_baseline, student_ensemble, ensemble_member, which_k, init, seq_source,
+                    # seq_distilled, mixed_ensemble, lm_heads, student_lm (the paragraphs under the table pick theirs by it)
 
 
 def claim_rows(by: Dict[str, List[System]], baseline: str, ensemble: str, student: str, test: str) -> List[ClaimRow]:
@@ -509,52 +511,58 @@ def claim_rows(by: Dict[str, List[System]], baseline: str, ensemble: str, studen
     has = lambda n: n in by and _mean_wer(by[n], test) is not None  # noqa: E731
     one = _by_name(by)
     if has(baseline) and has(student):
-        rows.append(ClaimRow("student vs baseline", "Yang et al.: the student beats a same-size hard-label model", by[baseline], by[student]))
+        rows.append(ClaimRow("student vs baseline", "Yang et al.: the student beats a same-size hard-label model", by[baseline], by[student],
+                             kind="student_baseline"))
     if has(ensemble) and has(student):
-        rows.append(ClaimRow("student vs ensemble", "Yang et al.: the student beats even the teacher ensemble", by[ensemble], by[student]))
+        rows.append(ClaimRow("student vs ensemble", "Yang et al.: the student beats even the teacher ensemble", by[ensemble], by[student],
+                             kind="student_ensemble"))
     if has(ensemble) and (by[ensemble][0].exp / "ensemble.json").is_file():
         members = [one[Path(m).name] for m in json.loads((by[ensemble][0].exp / "ensemble.json").read_text())["members"]
                    if Path(m).name in one and "dev" in one[Path(m).name].wer and test in one[Path(m).name].wer]
         if members:
             best = min(members, key=lambda m: m.wer["dev"])
-            rows.append(ClaimRow(f"ensemble vs best member (`{best.name}`)", "Chebotar & Waters: the ensemble beats its best member", [best], by[ensemble]))
+            rows.append(ClaimRow(f"ensemble vs best member (`{best.name}`)", "Chebotar & Waters: the ensemble beats its best member", [best], by[ensemble],
+                                 kind="ensemble_member"))
     ks = [n for n in by if re.fullmatch(r"student_k\d+", n) and has(n) and _mean_wer(by[n], "dev") is not None]
     if ks and has("student_kall"):
         best = min(ks, key=lambda n: _mean_wer(by[n], "dev"))
         rows.append(ClaimRow(f"which k: `{best}` (best on dev) vs k = all", "Yang et al.: the top-k essence is enough: no worse than the full distribution",
-                             by["student_kall"], by[best], no_worse=True))
+                             by["student_kall"], by[best], no_worse=True, kind="which_k"))
     init = f"student_init_{student.split('_', 1)[-1]}"
     if has(init) and has(student):
-        rows.append(ClaimRow("student initialised from a member", "Chebotar & Waters: initialising the student from a member helps", by[student], by[init]))
+        rows.append(ClaimRow("student initialised from a member", "Chebotar & Waters: initialising the student from a member helps", by[student], by[init],
+                             kind="init"))
     seq = {n: s for n, s in one.items() if s.criterion not in ("", "ce") and test in s.wer}
     for n, s in seq.items():
         if s.source in one and test in one[s.source].wer:
-            rows.append(ClaimRow(f"`{n}` vs its source `{s.source}`", f"Chebotar & Waters: {s.criterion} after cross-entropy helps", [one[s.source]], [s]))
+            rows.append(ClaimRow(f"`{n}` vs its source `{s.source}`", f"Chebotar & Waters: {s.criterion} after cross-entropy helps", [one[s.source]], [s],
+                                 kind="seq_source"))
     for n, s in seq.items():
         b = _seq_baselines(seq, s, baseline)
         if s.source == student and b:
             rows.append(ClaimRow(f"{s.criterion} after distillation (`{n}` vs `{b[0]}`)",
                                  f"Chebotar & Waters: {s.criterion} after distillation beats {s.criterion} of a same-size baseline, up to 8.9% relative",
-                                 [seq[b[0]]], [s]))
+                                 [seq[b[0]]], [s], kind="seq_distilled"))
     if has(ensemble):
         for n, g in by.items():
             if g[0].kind == "ensemble" and n != ensemble and has(n) and (g[0].exp / "ensemble.json").is_file():
                 names = [Path(m).name for m in json.loads((g[0].exp / "ensemble.json").read_text())["members"]]
                 if any(m in seq for m in names):
                     rows.append(ClaimRow(f"CE + {seq[next(m for m in names if m in seq)].criterion} ensemble `{n}`",
-                                         "Chebotar & Waters: members of different criteria make a better ensemble", by[ensemble], g))
+                                         "Chebotar & Waters: members of different criteria make a better ensemble", by[ensemble], g,
+                                         kind="mixed_ensemble"))
     if has(baseline):
         for n, g in sorted(by.items(), key=lambda kv: (len(kv[1][0].lm_heads), _natural(kv[0]))):
             if g[0].lm_heads and g[0].kind == "member" and has(n) and not _in_sweep(n):
                 units = sorted(g[0].lm_heads)
                 rows.append(ClaimRow(f"LM heads: {' + '.join(units)}", "Lee & Chang: all three heads 7.98% -> 7.26% WER, 9% relative"
                                      if len(units) == 3 else "Lee & Chang: each LM head helps (their Table 1)", by[baseline], g,
-                                     9.0 if len(units) == 3 else None))
+                                     9.0 if len(units) == 3 else None, kind="lm_heads"))
     if has(student):  # stage 15's combination: the essence student with LM heads as well
         for n, g in sorted(by.items()):
             if g[0].lm_heads and g[0].kind == "student" and has(n) and n.startswith(f"{student}_lm_"):
                 rows.append(ClaimRow(f"essence student + LM heads: {' + '.join(sorted(g[0].lm_heads))}",
-                                     "none of the papers: Yang et al.'s student with Lee & Chang's heads", by[student], g))
+                                     "none of the papers: Yang et al.'s student with Lee & Chang's heads", by[student], g, kind="student_lm"))
     return rows
 
 
@@ -597,22 +605,26 @@ def claims_table(root: Path, by: Dict[str, List[System]], sets, baseline: str, e
     return out + [""]
 
 
-def _ensemble_vs_members(root: Path, by: Dict[str, List[System]], ensemble: str, sets, test: str) -> Optional[str]:
-    """Chebotar & Waters' premise: the ensemble beats its best member (chosen on dev). Members
-    are the exact systems fused (``tdnn_seed2`` itself, not the seed group it is shown in)."""
-    e = by[ensemble][0]
+def _ensemble_vs_members(root: Path, by: Dict[str, List[System]], rows: List[ClaimRow], test: str) -> Optional[str]:
+    """Chebotar & Waters' premise: the ensemble beats its best member (chosen on dev), from the
+    claims table's row. Members are the exact systems fused (``tdnn_seed2`` itself, not the
+    seed group it is shown in)."""
+    r = next((r for r in rows if r.kind == "ensemble_member"), None)
+    if r is None:
+        return None
+    e, best = r.new[0], r.ref[0]
     cfg = json.loads((e.exp / "ensemble.json").read_text())
     one = _by_name(by)
     members = [Path(m).name for m in cfg["members"] if Path(m).name in one]
-    dev = "dev" if "dev" in sets else sets[0]
-    scored = [m for m in members if dev in one[m].wer and test in one[m].wer]
-    if not scored or _mean_wer(by[ensemble], test) is None:
-        return None
-    best = min(scored, key=lambda m: one[m].wer[dev])
-    mw, ew = one[best].wer[test], _mean_wer(by[ensemble], test)
-    p = _p_value(one[best], e, test, root)
-    return (f"**Ensemble vs its best member.** `{ensemble}` ({cfg['fusion']} fusion of {', '.join(f'`{m}`' for m in members)}) "
-            f"has {ew:.2f}% WER on {test} against {mw:.2f}% for its best member on {dev}, `{best}`: {_relative(mw, ew, p)}")
+    mw, ew = best.wer[test], _mean_wer(r.new, test)
+    return (f"**Ensemble vs its best member.** `{_group_name(r.new)}` ({cfg['fusion']} fusion of {', '.join(f'`{m}`' for m in members)}) "
+            f"has {ew:.2f}% WER on {test} against {mw:.2f}% for its best member on dev, `{best.name}`: "
+            f"{_relative(mw, ew, _p_value(best, e, test, root))}")
+
+
+def _group_name(g: List[System]) -> str:
+    """The table's name of a seed group (:func:`group_seeds`)."""
+    return re.sub(r"_seed\d+$", "", g[0].name)
 
 
 def _by_name(by: Dict[str, List[System]]) -> Dict[str, System]:
@@ -636,39 +648,32 @@ def _seq_baselines(seq: Dict[str, System], s: System, baseline: str) -> List[str
     return [m for m, h in seq.items() if h.source == baseline and h.criterion == s.criterion and h.seq_setting == s.seq_setting]
 
 
-def _sequence_claims(root: Path, by: Dict[str, List[System]], ensemble: str, baseline: str, student: str, test: str) -> List[str]:
-    """Chebotar & Waters' sequence-training claims: each sequence-trained network against the
-    cross-entropy network it was fine-tuned from; the sequence-trained student against the
-    sequence-trained baseline (their 'sMBR after distillation'); an ensemble that mixes
-    cross-entropy and sequence-trained members against ``ensemble`` (cross-entropy members)."""
+def _sequence_claims(root: Path, rows: List[ClaimRow], test: str) -> List[str]:
+    """Chebotar & Waters' sequence-training claims, from the claims table's rows: each
+    sequence-trained network against the cross-entropy network it was fine-tuned from; the
+    sequence-trained student against the sequence-trained baseline (their 'sMBR after
+    distillation'); an ensemble that mixes cross-entropy and sequence-trained members against
+    the cross-entropy one."""
     out: List[str] = []
-    one = _by_name(by)  # each against its exact source (tdnn_seed2_smbr against tdnn_seed2, not the tdnn seed group)
-    seq = {n: s for n, s in one.items() if s.criterion not in ("", "ce")}
-    for n, s in seq.items():
-        src = one.get(s.source)
-        if src is None or test not in s.wer or test not in src.wer:
-            continue
-        out.append(f"**{s.criterion} after cross-entropy.** `{n}`, fine-tuned from `{s.source}`, has {s.wer[test]:.2f}% WER on {test} "
-                   f"against {src.wer[test]:.2f}%: {_relative(src.wer[test], s.wer[test], _p_value(src, s, test, root))}")
-    for n, s in seq.items():
-        b = _seq_baselines(seq, s, baseline)
-        if s.source != student or not b or test not in s.wer or test not in seq[b[0]].wer:
-            continue
-        bw, sw = seq[b[0]].wer[test], s.wer[test]
-        out.append(f"**{s.criterion} after distillation vs {s.criterion} baseline** (Chebotar & Waters: up to 8.9% relative). "
-                   f"`{n}` has {sw:.2f}% WER on {test} against {bw:.2f}% for `{b[0]}`: {_relative(bw, sw, _p_value(seq[b[0]], s, test, root))}")
-    if ensemble in by and _mean_wer(by[ensemble], test) is not None:
-        for n, g in by.items():
-            if g[0].kind != "ensemble" or n == ensemble or _mean_wer(g, test) is None:
-                continue
-            cfg = json.loads((g[0].exp / "ensemble.json").read_text())
+    for r in rows:
+        if r.kind == "seq_source":  # each against its exact source (tdnn_seed2_smbr against tdnn_seed2, not the tdnn seed group)
+            s, src = r.new[0], r.ref[0]
+            out.append(f"**{s.criterion} after cross-entropy.** `{s.name}`, fine-tuned from `{s.source}`, has {s.wer[test]:.2f}% WER on "
+                       f"{test} against {src.wer[test]:.2f}%: {_relative(src.wer[test], s.wer[test], _p_value(src, s, test, root))}")
+    for r in rows:
+        if r.kind == "seq_distilled":
+            s, b = r.new[0], r.ref[0]
+            out.append(f"**{s.criterion} after distillation vs {s.criterion} baseline** (Chebotar & Waters: up to 8.9% relative). "
+                       f"`{s.name}` has {s.wer[test]:.2f}% WER on {test} against {b.wer[test]:.2f}% for `{b.name}`: "
+                       f"{_relative(b.wer[test], s.wer[test], _p_value(b, s, test, root))}")
+    for r in rows:
+        if r.kind == "mixed_ensemble":
+            cfg = json.loads((r.new[0].exp / "ensemble.json").read_text())
             names = [Path(m).name for m in cfg["members"]]
-            if not any(m in seq for m in names):  # (seq: every sequence-trained system by its own name)
-                continue
-            ew, mw = _mean_wer(by[ensemble], test), _mean_wer(g, test)
-            out.append(f"**Cross-entropy and sequence-trained members in one ensemble.** `{n}` ({cfg['fusion']} fusion of "
+            ew, mw = _mean_wer(r.ref, test), _mean_wer(r.new, test)
+            out.append(f"**Cross-entropy and sequence-trained members in one ensemble.** `{_group_name(r.new)}` ({cfg['fusion']} fusion of "
                        f"{', '.join(f'`{m}`' for m in names)}, weights {cfg['weights']}) has {mw:.2f}% WER on {test} against {ew:.2f}% "
-                       f"for `{ensemble}`: {_relative(ew, mw, _p_value(by[ensemble][0], g[0], test, root))}")
+                       f"for `{_group_name(r.ref)}`: {_relative(ew, mw, _p_value(r.ref[0], r.new[0], test, root))}")
     return out
 
 
@@ -688,7 +693,7 @@ def _sweep(by: Dict[str, List[System]], baseline: str, x: str) -> Dict[str, Dict
             for kind, pat in _SWEEP.items()}
 
 
-def _lm_claims(root: Path, by: Dict[str, List[System]], baseline: str, sets, test: str) -> List[str]:
+def _lm_claims(root: Path, by: Dict[str, List[System]], rows: List[ClaimRow], baseline: str, sets, test: str) -> List[str]:
     """Lee & Chang's claims: the networks with LM heads against the hard-label baseline (dev
     frame accuracy and test WER), and the senone head against label interpolation of the same
     LM's targets (systems named ``<baseline>_lminterp_senone``)."""
@@ -698,17 +703,18 @@ def _lm_claims(root: Path, by: Dict[str, List[System]], baseline: str, sets, tes
     base = by[baseline]
     bw = _mean_wer(base, test)
     acc = [100 * x.dev_acc for x in base if x.dev_acc is not None]
-    rows = []
-    for n, g in sorted(by.items(), key=lambda kv: (len(kv[1][0].lm_heads), _natural(kv[0]))):
-        if not g[0].lm_heads or g[0].kind != "member" or _mean_wer(g, test) is None or _in_sweep(n):  # (the sweep: below)
+    heads = []
+    for r in rows:  # the claims table's LM-head rows (the sweep's points: below)
+        if r.kind != "lm_heads":
             continue
+        g = r.new
         a = f"dev frame accuracy {100 * g[0].dev_acc:.1f}%, " if g[0].dev_acc is not None else ""
-        rows.append(f"`{n}` ({' + '.join(sorted(g[0].lm_heads))}: {a}{test} {_mean_wer(g, test):.2f}%, "
-                    + _relative(bw, _mean_wer(g, test), _p_value(base[0], g[0], test, root)).rstrip(".") + ")")
-    if rows:
+        heads.append(f"`{_group_name(g)}` ({' + '.join(sorted(g[0].lm_heads))}: {a}{test} {_mean_wer(g, test):.2f}%, "
+                     + _relative(bw, _mean_wer(g, test), _p_value(base[0], g[0], test, root)).rstrip(".") + ")")
+    if heads:
         out.append(f"**LM-to-AM heads** (Lee & Chang, all three heads on LibriSpeech-100h: frame accuracy 83.23% to 84.85%, "
                    f"WER 7.98% to 7.26%, 9% relative). Against the hard-label baseline `{baseline}` "
-                   f"({f'dev frame accuracy {np.mean(acc):.1f}%, ' if acc else ''}{test} {bw:.2f}%): " + "; ".join(rows) + ".")
+                   f"({f'dev frame accuracy {np.mean(acc):.1f}%, ' if acc else ''}{test} {bw:.2f}%): " + "; ".join(heads) + ".")
     dev = "dev" if "dev" in sets else sets[0]
     sweep = {kind: {w: x for w, (x, _) in v.items()} for kind, v in _sweep(by, baseline, dev).items()}
     if all(len(v) >= 2 for v in sweep.values()):
@@ -733,7 +739,9 @@ def _lm_claims(root: Path, by: Dict[str, List[System]], baseline: str, sets, tes
 def _claims(root: Path, by: Dict[str, List[System]], sets, baseline: str, ensemble: str, student: str, post_dir: Optional[str]) -> List[str]:
     out: List[str] = []
     test = "test" if "test" in sets else sets[-1]
-    if baseline in by and student in by:
+    rows = claim_rows(by, baseline, ensemble, student, test)
+    kinds = {r.kind for r in rows}
+    if "student_baseline" in kinds:
         b, s = by[baseline], by[student]
         bw, sw = _mean_wer(b, test), _mean_wer(s, test)
         p = _p_value(b[0], s[0], test, root)
@@ -742,17 +750,16 @@ def _claims(root: Path, by: Dict[str, List[System]], sets, baseline: str, ensemb
                    f"{sw:.2f}% vs {bw:.2f}% WER ({'mean over seeds, ' if len(s) > 1 or len(b) > 1 else ''}"
                    + (f"paired bootstrap on the first seed's per-utterance errors, p = {p:.3f}"
                       + (", significant at 0.05)." if p < 0.05 else ", not significant at 0.05).") if p is not None else "no hypotheses to test)."))
-    if ensemble in by and student in by:
+    if "student_ensemble" in kinds:
         ew, sw = _mean_wer(by[ensemble], test), _mean_wer(by[student], test)
         verdict = "beats" if sw < ew else "does not beat"
         out.append(f"**Student vs teacher ensemble.** The student {verdict} the ensemble `{ensemble}` on {test}: {sw:.2f}% vs {ew:.2f}% "
                    "(Yang et al. report the student beating the ensemble; the verdict, over seeds: the claims table).")
-    if ensemble in by and by[ensemble][0].kind == "ensemble":
-        t = _ensemble_vs_members(root, by, ensemble, sets, test)
-        if t:
-            out.append(t)
-    out += _sequence_claims(root, by, ensemble, baseline, student, test)
-    out += _lm_claims(root, by, baseline, sets, test)
+    t = _ensemble_vs_members(root, by, rows, test)
+    if t:
+        out.append(t)
+    out += _sequence_claims(root, rows, test)
+    out += _lm_claims(root, by, rows, baseline, sets, test)
     # the k grid: systems named student_k<k> (hard + soft) and student_k<k>_nohard (soft only)
     grid = {}
     for n, g in by.items():
