@@ -71,7 +71,11 @@ def lattice_nbest(lat, utts: Sequence[str], num_paths: int = 100, nbest_scale: f
         inv = k2.arc_sort(k2.invert(one))  # labels: words (0 where none)
         word_fsas = k2.add_epsilon_self_loops(k2.linear_fsa([seqs[j] for j in mine]))
         hit = k2.intersect_device(inv, word_fsas, b_to_a_map=torch.zeros(len(mine), dtype=torch.int32), sorted_match_a=True)
-        bp = k2.shortest_path(k2.top_sort(k2.connect(hit)), use_double_scores=True)
+        # no k2.connect first: the product is acyclic (every lattice arc moves on), and states
+        # that cannot reach the end only lose the best-path search; connect took 60% of the
+        # n-best time (tri3's dev lattices on the default tier: 24.9 s -> 10.7 s a job, the
+        # same hypotheses and scores)
+        bp = k2.shortest_path(k2.top_sort(hit), use_double_scores=True)
         graph = _per_fsa_sums(bp, bp.graph_scores)
         total = _per_fsa_sums(bp, bp.scores)
         for k, j in enumerate(mine):
