@@ -49,26 +49,20 @@ class GmmScorer(AcousticScorer):
     def __init__(self, model_dir: Pathlike, model: str = "final", transform_dir: Optional[Pathlike] = None,
                  data_dir: Optional[Pathlike] = None):
         from kdhybrid.gmm.feats import FeaturePipeline
+        from kdhybrid.gmm.gauss_post import PdfGaussians
         from kdhybrid.gmm.model import GmmHmm
 
         d = Path(model_dir)
         self.pipeline = FeaturePipeline.from_model_dir(d, transform_dir, data_dir, speaker_independent=model != "final")
         self.model = GmmHmm.load(d, name=model)
         self.num_pdfs = self.model.num_pdfs
-        am = self.model.am
-        gconsts, mi, iv, owner = [], [], [], []
-        for p in range(am.num_pdfs):
-            g = am.get_pdf(p)
-            gconsts.append(np.asarray(g.gconsts))
-            mi.append(np.asarray(g.means_invvars))
-            iv.append(np.asarray(g.inv_vars))
-            owner.append(np.full(g.num_gauss, p))
+        g = PdfGaussians.from_am(self.model.am)
         # (1 + 2 D, G) float32: a frame's [1, x, x^2] times this is every Gaussian's log-likelihood
         # (gconst + means_invvars . x - 0.5 inv_vars . x^2, Kaldi's DiagGmm::LogLikelihoods)
         self.weights = np.ascontiguousarray(np.concatenate(
-            [np.concatenate(gconsts)[:, None], np.concatenate(mi), -0.5 * np.concatenate(iv)], axis=1).T, dtype=np.float32)
-        self.owner = np.concatenate(owner)  # (G,) the pdf of each Gaussian
-        self.starts = np.r_[0, np.flatnonzero(np.diff(self.owner)) + 1]  # first Gaussian of each pdf
+            [g.gconsts[:, None], g.means_invvars, -0.5 * g.inv_vars], axis=1).T, dtype=np.float32)
+        self.starts = g.offsets[:-1]  # first Gaussian of each pdf
+        self.owner = np.repeat(np.arange(g.num_pdfs), np.diff(g.offsets))  # (G,) the pdf of each Gaussian
         self.description = (f"GMM-HMM {d}/{model} ({self.num_pdfs} pdfs, {len(self.owner)} Gaussians"
                             f"{', fMLLR from ' + str(transform_dir) if transform_dir else ''})")
 
@@ -76,9 +70,9 @@ class GmmScorer(AcousticScorer):
         """(T, D) features -> (T, num_pdfs) float32: log sum over each pdf's Gaussians, in float32
         as Kaldi's decodable (DiagGmm::LogLikelihoods, then a log-sum-exp from each pdf's max)."""
         x = np.asarray(x, dtype=np.float32)
-        ll = np.concatenate([np.ones((len(x), 1), np.float32), x, x * x], axis=1) @ self.weights  # (T, G)
         if not len(x):
             return np.zeros((0, self.num_pdfs), np.float32)
+        ll = np.concatenate([np.ones((len(x), 1), np.float32), x, x * x], axis=1) @ self.weights  # (T, G)
         mx = np.maximum.reduceat(ll, self.starts, axis=1)  # (T, P)
         ll -= mx[:, self.owner]
         np.exp(ll, out=ll)
