@@ -351,7 +351,11 @@ def test_fmllr_update_climbs_to_a_stationary_point():
     assert info["logdet"] == pytest.approx(np.linalg.slogdet(W[:, :5])[1], rel=1e-12)
     assert info["objf_impr_per_frame"] > 1.0
     W40, info40 = estimate_fmllr(st, num_iters=40)
-    assert info40["objf_impr_per_frame"] >= info["objf_impr_per_frame"]
+    # 10 iterations already reach the stationary point: 30 more only move the objective by
+    # rounding (a few ulps, either sign, by the CPU's BLAS kernels: 59.260018286264945 after 40
+    # against ...499 after 10 on an AMD EPYC), so "no lower" holds to the trace's own 1e-12
+    assert info40["objf_impr_per_frame"] >= info["objf_impr_per_frame"] - 1e-12
+    assert info40["objf_impr_per_frame"] == pytest.approx(info["objf_impr_per_frame"], rel=1e-10)
     assert np.abs(fmllr_gradient(W40, st)).max() / st.beta < 1e-8
     assert np.abs(fmllr_gradient(np.eye(5, 6), st)).max() / st.beta > 0.1
 
