@@ -132,15 +132,16 @@ e.g.: $0 --stage 4 --stop-stage 5 --tri1-leaves 200 --tri1-gauss 1500"
 set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
+. steps/stage_times.sh  # stage_begin: each finished stage's wall time in exp/stage_times.jsonl (RESULTS.md shows them)
 run_start=${KDHYBRID_RUN_START:-$(date +%s)}  # run.sh exports its own start (stage 0 included)
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
-  log "Stage 1: lang dir"
+  stage_begin 1 "lang dir"
   steps/prepare_lang.sh data/local/dict "<UNK>" data/local/lang_tmp data/lang
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
-  log "Stage 2: n-gram LMs and G.fst"
+  stage_begin 2 "n-gram LMs and G.fst"
   lm=data/local/lm
   evals=$(for x in $splits; do [ $x != train ] && [ -f data/$x/text ] && echo -n "data/$x/text "; done)
   vocab=$([ -f $lm/vocab.txt ] && echo $lm/vocab.txt || true)  # the LM vocabulary stage 0 chose (else: data/lang's words)
@@ -156,7 +157,7 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
-  log "Stage 3: fbank features and CMVN"
+  stage_begin 3 "fbank features and CMVN"
   for x in $splits; do
     steps/make_fbank.sh --nj $nj --cmd "$train_cmd" data/$x exp/make_fbank/$x fbank
     steps/compute_cmvn_stats.sh data/$x exp/make_fbank/$x fbank
@@ -164,7 +165,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  log "Stage 4: monophone system"
+  stage_begin 4 "monophone system"
   if [ -n "$mono_subset" ]; then
     python -m kdhybrid.bin.subset_data_dir --shortest $mono_subset data/train data/train_mono
     steps/train_mono.sh --nj $nj --cmd "$train_cmd" --seed $gmm_seed data/train_mono data/lang exp/mono
@@ -203,7 +204,7 @@ nnet_cuts() {  # the neural models' lhotse cuts: $nd/cuts/{train,dev} (and $nd/c
 }
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  log "Stage 5: triphone systems (tri1 $tri1_leaves leaves, $tri1_gauss Gaussians$([ $gmm_final = tri3 ] && echo "; tri2, tri3") ) and alignments"
+  stage_begin 5 "triphone systems (tri1 $tri1_leaves leaves, $tri1_gauss Gaussians$([ $gmm_final = tri3 ] && echo "; tri2, tri3") ) and alignments"
   beams="--beam $gmm_beam --retry-beam $gmm_retry_beam"
   steps/train_deltas.sh --nj $nj --cmd "$train_cmd" --seed $gmm_seed $beams $tri1_leaves $tri1_gauss data/train data/lang $mono_ali exp/tri1
   steps/align.sh --nj $nj --cmd "$train_cmd" $beams data/train data/lang exp/tri1 exp/tri1_ali
@@ -267,7 +268,7 @@ dec() {  # dec <model-dir> <sets>: decode (k2, tgsmall lattices) unless scored a
 }
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  log "Stage 6: decoding graph of $gmm_final, decoded on $gmm_decode_sets"
+  stage_begin 6 "decoding graph of $gmm_final, decoded on $gmm_decode_sets"
   steps/mkgraph.sh data/lang_test_tgsmall exp/$gmm_final exp/$gmm_final/graph_tgsmall
   dec exp/$gmm_final "$gmm_decode_sets"
   if [ $nd != data ]; then
@@ -277,7 +278,7 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
 fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
-  log "Stage 7: acoustic model zoo (frame cross-entropy on $gmm_final senones)"
+  stage_begin 7 "acoustic model zoo (frame cross-entropy on $gmm_final senones)"
   zoo_data="$nd/train $ali"; zoo_cuts=$nd/cuts
   $speed_perturb && { zoo_data="$nd/train_sp ${ali}_sp"; zoo_cuts=$nd/cuts_sp; }
   for m in $zoo; do  # <arch> (conf/<arch>.yaml) or <arch>_seed<N> (the same config, seed N)
@@ -290,7 +291,7 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
 fi
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
-  log "Stage 8: decode the GMMs and the zoo on $decode_sets"
+  stage_begin 8 "decode the GMMs and the zoo on $decode_sets"
   [ -f exp/tri1/graph_tgsmall/HCLG.k2.pt ] || steps/mkgraph.sh data/lang_test_tgsmall exp/tri1 exp/tri1/graph_tgsmall
   for m in $(echo tri1 $gmm_final | tr ' ' '\n' | sort -u) $zoo; do dec exp/$m "$decode_sets"; done
 fi
@@ -299,7 +300,7 @@ members=$(for a in $zoo; do echo -n "exp/$a "; done)
 base_arch=${zoo%% *}; base_arch=${base_arch%_seed*}  # the baseline's config: conf/<base_arch>.yaml
 case "${zoo%% *}" in *_seed*) echo "$0: --zoo: the first member is the hard-label baseline; give it as <arch>, not ${zoo%% *}" 1>&2; exit 1 ;; esac
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
-  log "Stage 9: teacher ensembles of $zoo (posterior and logit fusion), decoded; oracle"
+  stage_begin 9 "teacher ensembles of $zoo (posterior and logit fusion), decoded; oracle"
   for fusion in posterior logit; do
     [ -f exp/ensemble_$fusion/ensemble.json ] || \
       steps/make_ensemble.sh --fusion $fusion --dev-cuts $nd/cuts/dev --dev-data $nd/dev --criterion $ens_criterion \
@@ -316,12 +317,12 @@ fi
 
 post=exp/ensemble_logit/post_k${topk}_train
 if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
-  log "Stage 10: top-$topk posteriors of the logit-fusion teacher on the training data"
+  stage_begin 10 "top-$topk posteriors of the logit-fusion teacher on the training data"
   steps/dump_teacher_posteriors.sh --nj $nj --cmd "$train_cmd" --topk $topk $nd/train exp/ensemble_logit $post
 fi
 
 if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then
-  log "Stage 11: the essence student (top-$topk, multitask), decoded"
+  stage_begin 11 "the essence student (top-$topk, multitask), decoded"
   [ -f exp/student_k$topk/final.pt ] || \
     steps/train_student.sh --cmd "$nnet_cmd" --config $student_config --cuts $nd/cuts \
       --dev-data $nd/dev $nd/train $ali $post exp/student_k$topk
@@ -350,7 +351,7 @@ run_notes() {  # the wall-time lines of the stages run so far (core, grid, seque
 }
 
 if [ $stage -le 12 ] && [ $stop_stage -ge 12 ]; then
-  log "Stage 12: RESULTS.md"
+  stage_begin 12 "RESULTS.md"
   first=${KDHYBRID_RUN_STAGE:-$stage}
   core_note="Core (\`./run.sh --stage $first --stop-stage 12\`, stages $first-12) wall time to this table on this machine ($(nproc) cores): $(elapsed $run_start)."
   echo "$core_note" > exp/results_core_time.txt
@@ -363,7 +364,7 @@ if [ $stage -le 13 ] && [ $stop_stage -ge 13 ]; then
   # {1, 5, 10, 20, 40, all}, each with and without the hard labels; label interpolation;
   # a member-initialised student; a smaller student; 3 seeds of the baseline and of the
   # default student. Every system of the table is decoded on $grid_sets.
-  log "Stage 13: the full distillation grid"
+  stage_begin 13 "the full distillation grid"
   t13=$(date +%s)
   student() {  # student <name> <post-dir> <set-opts> [train_student.sh options]
     local name=$1 p=$2 o=$3; shift 3
@@ -402,7 +403,7 @@ fi
 
 if [ $stage -le 14 ] && [ $stop_stage -ge 14 ]; then
   seq_models=${seq_models:-"$zoo student_k$topk"}
-  log "Stage 14: $seq_criterion training of $seq_models"
+  stage_begin 14 "$seq_criterion training of $seq_models"
   t14=$(date +%s)
   sets=$(table_sets)
   for m in $seq_models; do  # every model checked before the first one's hours of work
@@ -451,7 +452,7 @@ fi
 
 if [ $stage -le 15 ] && [ $stop_stage -ge 15 ]; then
   base=${zoo%% *}; conf=conf/$base_arch.yaml  # the hard-label baseline and its config
-  log "Stage 15: LM-to-AM distillation: unit LMs ($lm_units), $base with LM heads ($lm_ablation)"
+  stage_begin 15 "LM-to-AM distillation: unit LMs ($lm_units), $base with LM heads ($lm_ablation)"
   t15=$(date +%s)
   sets=$(table_sets)
   for u in $(echo $lm_ablation $lm_student | tr ', ' '\n\n' | sort -u) $([ -n "$lm_interp$lm_sweep" ] && echo senone || true); do

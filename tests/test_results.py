@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 
 from kdhybrid.decode.scoring import dev_tuned, kaldi_wer_file, read_kaldi_wer_file
 from kdhybrid.distill.results import paired_bootstrap, utterance_error_vector, write_results
@@ -93,8 +94,15 @@ def test_results_table_and_claims(tmp_path):
     _decode(root / "exp/tri3", "dev", 38)  # the GMM of the condition table (the best on dev)
     _decode(root / "exp/tri3", "test", 36)
     (root / "exp/tri3/final.pkl").write_bytes(b"")
+    # the recipe's stage wall times: the last record of a stage counts (7 ran twice), a gap is named
+    recs = [(0, "corpus", 92, "a1"), (7, "zoo", 2500, "a1"), (7, "zoo", 2400, "b2"), (8, "decode", 3725, "b2")]
+    (root / "exp/stage_times.jsonl").write_text("".join(json.dumps({"stage": n, "title": t, "seconds": sec, "finished": "2026-12-02 18:00:00",
+                                                                    "nproc": 2, "commit": c}) + "\n" for n, t, sec, c in recs))
     text = write_results(root, root / "RESULTS.md", ["dev", "test"], "tdnn", "ensemble_logit", "student_k10",
                          "exp/ens/post_k10_train", extra_lines=["timing line"], archive=root / "results")  # (relative to root)
+    assert "| 7 | zoo | 40 min 00 s | 2026-12-02 18:00:00 | 2 | b2 |" in text and "| 8 | decode | 1 h 02 min |" in text
+    assert "| 0-8 | sum of the default run's stages above (stages 1, 2, 3, 4, 5, 6 not recorded) | 1 h 43 min |" in text
+    assert "The stages ran at 2 different commits: a1, b2." in text
     _regenerates(root, text)
     assert (root / "RESULTS.md").read_text() == text
     rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
@@ -394,3 +402,33 @@ def test_committed_results_regenerate(tmp_path):
     if not (s5 / "results/results_args.json").is_file():
         pytest.skip("no run archive committed yet (egs/synth_en/s5/results): the committed RESULTS.md predates the archive")
     assert regenerate_results(s5 / "results", tmp_path / "RESULTS.md") == (s5 / "RESULTS.md").read_text()
+
+
+def test_stage_times_of_a_recipe_script(tmp_path, venv_env):
+    """steps/stage_times.sh as a recipe uses it: each stage that finished gets one record in
+    exp/stage_times.jsonl, with its wall time and the checkout's commit; a stage that fails
+    records nothing, and a line that is not a record is an error naming the file and line."""
+    import subprocess
+
+    from kdhybrid.io.stage_times import code_commit, read_stage_times
+
+    script = tmp_path / "run.sh"
+    script.write_text("set -euo pipefail\n"
+                      f". {REPO}/steps/stage_times.sh\n"
+                      'stage_begin 1 "first stage"\nsleep 1\n'
+                      'stage_begin 2 "second"\n[ "${FAIL:-0}" = 1 ] && exit 3\ntrue\n')
+    for fail, rc in (("0", 0), ("1", 3)):
+        d = tmp_path / f"fail{fail}"
+        d.mkdir()
+        r = subprocess.run(["bash", str(script)], cwd=d, env=dict(venv_env, FAIL=fail), capture_output=True, text=True)
+        assert r.returncode == rc, r.stderr
+        assert "Stage 1: first stage" in r.stdout and "Stage 2: second" in r.stdout
+        recs = read_stage_times(d / "exp/stage_times.jsonl")
+        assert sorted(recs) == ([1, 2] if rc == 0 else [1]), recs
+        assert recs[1]["title"] == "first stage" and 1 <= recs[1]["seconds"] <= 30 and recs[1]["commit"] == code_commit()
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert code_commit().rstrip("+") == head
+    bad = tmp_path / "fail0/exp/stage_times.jsonl"
+    bad.write_text(bad.read_text() + '{"stage": "x"}\n')
+    with pytest.raises(ValueError, match=f"{bad}:3: not a stage record"):
+        read_stage_times(bad)

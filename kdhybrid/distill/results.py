@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from kdhybrid.distill.significance import bootstrap_p, compare, verdict
+from kdhybrid.io.stage_times import read_stage_times, stage_times_table
 
 Pathlike = Union[str, Path]
 
@@ -143,6 +144,7 @@ def describe_training(s: System) -> None:
         s.note = "GMM-HMM"
 
 
+STAGE_TIMES = "exp/stage_times.jsonl"  # the recipe's stage wall times (kdhybrid.io.stage_times), relative to the recipe dir
 _SUMMARY = "results_summary.json"  # an archived system's description (archive_results)
 _DESCRIBED = ("kind", "dev_acc", "params", "train_seconds", "note", "criterion", "source", "seq_setting", "lm_heads")
 
@@ -278,6 +280,9 @@ def write_results(recipe_dir: Pathlike, out: Pathlike, sets: Sequence[str], base
     gmms = [n for n in names if by[n][0].kind == "gmm" and _mean_wer(by[n], "dev") is not None]
     best_gmm = [min(gmms, key=lambda n: _mean_wer(by[n], "dev"))] if gmms else []  # the GMM the networks are measured against
     lines += claims + [""] + condition_table(root, by, sets, best_gmm + [baseline, ensemble, student]) + list(extra_lines)
+    times = stage_times_table(read_stage_times(root / STAGE_TIMES))
+    if times:
+        lines += ["", f"Wall time of each stage, its last run (`{STAGE_TIMES}`; a stage is recorded when it has finished):", ""] + times
     figures = list(figures) + result_figures(root, Path(out).parent, by, sets, baseline, post_dir)
     for png, caption in figures:
         if not (Path(out).parent / png).is_file():
@@ -346,6 +351,8 @@ def archive_results(root: Path, dest: Pathlike, systems: Sequence[System], post_
     post = _post_json(root, post_dir)
     if post is not None:
         keep(post, Path(post_dir) / "post.json")
+    if (root / STAGE_TIMES).is_file():
+        keep(root / STAGE_TIMES)
     for png, _ in args["figures"]:
         keep(figure_dir / png, Path("figures") / png)
     atomic_write_text(tmp / "results_args.json", json.dumps(args, indent=1) + "\n")

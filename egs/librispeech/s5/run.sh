@@ -25,13 +25,15 @@ ens_criterion=ce    # stage 9's ensemble weights: ce (dev frame cross-entropy) o
 set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
+. steps/stage_times.sh  # stage 0's wall time in exp/stage_times.jsonl (hybrid_recipe.sh records the rest)
 [ $stage -ge 13 ] && [ $stop_stage -lt $stage ] && stop_stage=$stage  # stages 13-15 run on their own
 export KDHYBRID_RUN_START=$(date +%s) KDHYBRID_RUN_STAGE=$stage  # for the wall time in RESULTS.md
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   [ -n "$corpus" ] || { echo "$0: give --corpus <LibriSpeech dir>" 1>&2; exit 1; }
-  log "Stage 0: prepare LibriSpeech from $corpus"
+  stage_begin 0 "prepare LibriSpeech from $corpus"
   local/prepare_librispeech.sh --nj $nj --lm-text "$lm_text" $corpus data
+  stage_end
 fi
 
 if [ $stop_stage -ge 1 ]; then

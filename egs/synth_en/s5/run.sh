@@ -86,13 +86,15 @@ speed_perturb=false # the zoo trains on 3-way speed-perturbed copies of data/tra
 set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"; }
+. steps/stage_times.sh  # stage 0's wall time in exp/stage_times.jsonl (hybrid_recipe.sh records the rest)
 splits="train dev test test_heldout"
 [ $stage -ge 13 ] && [ $stop_stage -lt $stage ] && stop_stage=$stage  # stages 13-15 run on their own
 export KDHYBRID_RUN_START=$(date +%s) KDHYBRID_RUN_STAGE=$stage  # for the wall time in RESULTS.md
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
-  log "Stage 0: build and prepare synth_en ($tier tier)"
+  stage_begin 0 "build and prepare synth_en ($tier tier)"
   local/prepare_synth_en.sh --tier $tier --nj $nj data
+  stage_end
 fi
 
 case $tier in
