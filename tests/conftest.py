@@ -99,3 +99,33 @@ def ensure_small_graph(gmm):
         "PY")
     run("steps/mkgraph.sh data/lang_test_small exp/tri1 exp/tri1/graph_small")
     return d / "exp/tri1/graph_small"
+
+
+def copy_recipe(src: Path, dst: Path, exp_dirs=()) -> Path:
+    """A recipe dir ``dst`` sharing ``src``'s code, configs and features (symlinks), with its
+    own copy of the data dirs (without splits, cuts and test LMs) and of ``exp_dirs``."""
+    import shutil
+
+    dst.mkdir(parents=True)
+    for name in ("path.sh", "cmd.sh", "steps", "local", "conf", "fbank"):
+        (dst / name).symlink_to(src / name)
+    shutil.copytree(src / "data", dst / "data", ignore=shutil.ignore_patterns("split*", "cuts*", "lang_test*"))
+    (dst / "exp").mkdir()
+    for e in exp_dirs:
+        shutil.copytree(src / "exp" / e, dst / "exp" / e)
+    return dst
+
+
+def exp_md5s(d: Path) -> dict:
+    """md5 of every file of an exp dir itself (not log/, nor graphs and decodes below it)."""
+    import hashlib
+
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(d.iterdir()) if p.is_file()}
+
+
+def alignment_bytes(d: Path) -> bytes:
+    """Every ali.N.gz of an ali dir, uncompressed, in job order."""
+    import gzip
+
+    n = int((d / "num_jobs").read_text())
+    return b"".join(gzip.decompress((d / f"ali.{j}.gz").read_bytes()) for j in range(1, n + 1))

@@ -1,12 +1,10 @@
 """GMM training is bit-reproducible: the same corpus and seed give byte-identical models,
 trees and alignments, run after run and for any number of jobs; and the seeded mix-up that
 makes it so computes what Kaldi's SplitByCount computes."""
-import gzip
-import hashlib
-import shutil
 from pathlib import Path
 
 import numpy as np
+from conftest import alignment_bytes, copy_recipe, exp_md5s
 
 from kdhybrid.gmm.mixup import mix_up, split_gmm, split_targets
 from kdhybrid.gmm.model import single_gaussian
@@ -77,17 +75,6 @@ def test_split_gmm_is_kaldis_split():
     np.testing.assert_allclose((w[:, None] * mu).sum(0), before, atol=1e-5)
 
 
-def _md5s(d: Path) -> dict:
-    """md5 of every file of an exp dir itself (not log/, nor graphs and decodes below it)."""
-    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(d.iterdir()) if p.is_file()}
-
-
-def _alignment_bytes(d: Path) -> bytes:
-    """Every ali.N.gz of an ali dir, uncompressed, in job order."""
-    n = int((d / "num_jobs").read_text())
-    return b"".join(gzip.decompress((d / f"ali.{j}.gz").read_bytes()) for j in range(1, n + 1))
-
-
 def test_gmm_training_is_bit_reproducible(gmm, tmp_path):
     """The tiny tier's GMM stages again, in another dir and with three jobs instead of the
     recipe's two: every file of exp/mono, exp/tri1 and exp/tri1_ali but the logs (which
@@ -95,11 +82,7 @@ def test_gmm_training_is_bit_reproducible(gmm, tmp_path):
     training's record, settings), and the per-job alignment
     archives hold the same bytes in the same order."""
     d, run = gmm
-    other = tmp_path / "s5"
-    other.mkdir()
-    for name in ("path.sh", "cmd.sh", "steps", "local", "conf", "fbank"):
-        (other / name).symlink_to(d / name)
-    shutil.copytree(d / "data", other / "data", ignore=shutil.ignore_patterns("split*", "cuts*", "lang_test*"))
+    other = copy_recipe(d, tmp_path / "s5")
     script = ("steps/train_mono.sh --nj 3 data/train data/lang exp/mono && "
               "steps/train_deltas.sh --nj 3 --beam 10 --retry-beam 100 200 1500 data/train data/lang exp/mono exp/tri1 && "
               "steps/align.sh --nj 3 --beam 10 --retry-beam 100 data/train data/lang exp/tri1 exp/tri1_ali")
@@ -113,8 +96,8 @@ def test_gmm_training_is_bit_reproducible(gmm, tmp_path):
     skip = lambda name: name in ("num_jobs", "boundaries.json") or (name.startswith("ali.") and name.endswith(".gz"))
     for e in ("mono", "tri1", "tri1_ali"):
         a, b = d / "exp" / e, other / "exp" / e
-        ma = {k: v for k, v in _md5s(a).items() if not skip(k)}
-        mb = {k: v for k, v in _md5s(b).items() if not skip(k)}
+        ma = {k: v for k, v in exp_md5s(a).items() if not skip(k)}
+        mb = {k: v for k, v in exp_md5s(b).items() if not skip(k)}
         assert ma == mb and {"final.mdl", "final.pkl", "tree"} <= ma.keys(), (e, {k for k in ma.keys() | mb.keys() if ma.get(k) != mb.get(k)})
         assert (a / "num_jobs").read_text() == "2\n" and (b / "num_jobs").read_text() == "3\n"
-        assert _alignment_bytes(a) == _alignment_bytes(b), e
+        assert alignment_bytes(a) == alignment_bytes(b), e

@@ -5,8 +5,6 @@ with another number of jobs, two-pass fMLLR decoding, and the bad-input paths.
 The systems are trained with a short schedule (12 EM iterations, MLLT and fMLLR on
 iterations 2 and 4, realignment on 10) to keep the suite's time; the recipe runs Kaldi's 35.
 """
-import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -15,25 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO, alignment_bytes, copy_recipe, exp_md5s
 
-REPO = Path(__file__).resolve().parents[1]
 SCHEDULE = "--num-iters 12 --beam 10 --retry-beam 100"
 TRAIN = (f"steps/train_lda_mllt.sh --nj {{nj}} {SCHEDULE} --mllt-iters 2,4 200 1500 data/train data/lang exp/tri1_ali exp/tri2 && "
          f"steps/align.sh --nj {{nj}} --beam 10 --retry-beam 100 data/train data/lang exp/tri2 exp/tri2_ali && "
          f"steps/train_sat.sh --nj {{nj}} {SCHEDULE} --fmllr-iters 2,4 200 1500 data/train data/lang exp/tri2_ali exp/tri3 && "
          f"steps/align_fmllr.sh --nj {{nj}} --beam 10 --retry-beam 100 data/train data/lang exp/tri3 exp/tri3_ali")
-
-
-def _copy_recipe(src: Path, dst: Path) -> Path:
-    """A recipe dir beside ``src`` sharing its features and code, with its own data dirs and
-    tri1 alignments (splits and decodes are written into data/ and exp/)."""
-    dst.mkdir(parents=True)
-    for name in ("path.sh", "cmd.sh", "steps", "local", "conf", "fbank"):
-        (dst / name).symlink_to(src / name)
-    shutil.copytree(src / "data", dst / "data", ignore=shutil.ignore_patterns("split*", "cuts*", "lang_test*"))
-    (dst / "exp").mkdir()
-    shutil.copytree(src / "exp/tri1_ali", dst / "exp/tri1_ali")
-    return dst
 
 
 def _run(d: Path, cmd: str, fails: bool = False) -> str:
@@ -50,7 +36,7 @@ def _run(d: Path, cmd: str, fails: bool = False) -> str:
 def sat(gmm, tmp_path_factory):
     """tri2, tri2_ali, tri3, tri3_ali trained with 2 jobs in a copy of the tiny recipe."""
     d, _ = gmm
-    s5 = _copy_recipe(d, tmp_path_factory.mktemp("sat") / "s5")
+    s5 = copy_recipe(d, tmp_path_factory.mktemp("sat") / "s5", ["tri1_ali"])
     _run(s5, TRAIN.format(nj=2))
     return s5
 
@@ -90,15 +76,6 @@ def test_lda_mllt_and_fmllr_files_in_kaldi_formats(sat):
     assert t2["aligned_utterances"] >= 195 and tj["aligned_utterances"] >= 195
 
 
-def _md5s(d: Path) -> dict:
-    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(d.iterdir()) if p.is_file()}
-
-
-def _alignment_bytes(d: Path) -> bytes:
-    n = int((d / "num_jobs").read_text())
-    return b"".join(gzip.decompress((d / f"ali.{j}.gz").read_bytes()) for j in range(1, n + 1))
-
-
 def test_tri2_tri3_are_bit_reproducible(sat, gmm, tmp_path):
     """The same systems with 3 jobs instead of 2: every file but logs and per-job ones is
     byte-identical (final.mat, final.alimdl, models, trees, train.json), the alignments
@@ -106,15 +83,15 @@ def test_tri2_tri3_are_bit_reproducible(sat, gmm, tmp_path):
     import kaldiio
 
     d, _ = gmm
-    other = _copy_recipe(d, tmp_path / "s5")
+    other = copy_recipe(d, tmp_path / "s5", ["tri1_ali"])
     _run(other, TRAIN.format(nj=3))
     per_job = lambda n: n == "num_jobs" or (n.startswith("ali.") and n.endswith(".gz")) or n.startswith("trans.")
     for e in ("tri2", "tri2_ali", "tri3", "tri3_ali"):
         a, b = sat / "exp" / e, other / "exp" / e
-        ma = {k: v for k, v in _md5s(a).items() if not per_job(k)}
-        mb = {k: v for k, v in _md5s(b).items() if not per_job(k)}
+        ma = {k: v for k, v in exp_md5s(a).items() if not per_job(k)}
+        mb = {k: v for k, v in exp_md5s(b).items() if not per_job(k)}
         assert ma == mb and {"final.mdl", "final.pkl", "final.mat"} <= ma.keys(), (e, {k for k in ma.keys() | mb.keys() if ma.get(k) != mb.get(k)})
-        assert _alignment_bytes(a) == _alignment_bytes(b), e
+        assert alignment_bytes(a) == alignment_bytes(b), e
     for e in ("tri3", "tri3_ali"):
         ta = {k: v for f in sorted((sat / "exp" / e).glob("trans.*")) for k, v in kaldiio.load_ark(str(f))}
         tb = {k: v for f in sorted((other / "exp" / e).glob("trans.*")) for k, v in kaldiio.load_ark(str(f))}
